@@ -1,0 +1,1 @@
+"""RoIAlign as a CUDA kernel: CUDA source, CuPy launcher, host (CPU) build of the same source."""

@@ -1,0 +1,1 @@
+"""Mask R-CNN model factory: registered architectures, safetensors weights, the bundled model."""

@@ -1,0 +1,1 @@
+"""maskstream runtime: configuration, stage graph, queues, CLI and the event schema."""

@@ -1,0 +1,1 @@
+"""One module per pipeline stage: sources, batcher, inference, masks, tracker, publishers and sinks."""

@@ -1,0 +1,1 @@
+"""Procedural scene simulator with exact ground truth (surveillance and drone footage)."""

@@ -1,0 +1,1 @@
+"""Multi-object tracking of instances: Kalman filter, camera-motion compensation, association, lifecycle."""

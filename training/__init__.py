@@ -1,0 +1,1 @@
+"""Training and COCO evaluation of the registered Mask R-CNN architectures."""
