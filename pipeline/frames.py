@@ -1,0 +1,104 @@
+"""The data that flows between stages: frames, detections, tracks and stream status.
+
+Everything here is plain data (numpy on the CPU), so any stage can be tested on its own and any
+sink can consume it. Stages pass these downstream through the runtime's bounded queues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+
+@dataclass(slots=True)
+class Frame:
+    """One decoded picture of one source."""
+
+    source_id: str
+    index: int  # 0-based position in the source's decoded stream (skipped frames still count)
+    pts: float | None  # presentation time in seconds; None when the stream gives none
+    capture_time: float  # wall clock (time.time()) when the decoder delivered the frame
+    image: np.ndarray  # H x W x 3, uint8, RGB, C-contiguous
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.image.shape[0], self.image.shape[1]
+
+
+@dataclass(slots=True)
+class Detections:
+    """Model output for one frame, in full-frame pixel coordinates."""
+
+    boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2
+    scores: np.ndarray  # (N,) float32
+    labels: np.ndarray  # (N,) int64, index into the model's class_names
+    masks: np.ndarray  # (N, H, W) bool, full frame
+    rles: list[dict[str, Any]]  # COCO RLE per detection: {"size": [H, W], "counts": str}
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def empty(cls, height: int, width: int) -> Detections:
+        return cls(
+            boxes=np.zeros((0, 4), np.float32),
+            scores=np.zeros((0,), np.float32),
+            labels=np.zeros((0,), np.int64),
+            masks=np.zeros((0, height, width), bool),
+            rles=[],
+        )
+
+
+@dataclass(slots=True)
+class TrackState:
+    """A track as it stands after one frame's update."""
+
+    track_id: int  # unique per source for the life of the process, never reused
+    label: int  # class by majority vote over the track's detections (index into class_names)
+    score: float  # score of the latest matched detection
+    box: np.ndarray  # (4,) float32 x1 y1 x2 y2: the matched detection's box, or the prediction when unmatched
+    detection_index: int | None  # index into this frame's Detections; None when not observed this frame
+    first_frame: int
+    first_time: float  # capture time of the first observation
+    last_frame: int
+    last_time: float  # capture time of the latest observation
+    hits: int  # frames in which the track was observed
+
+
+TrackEventKind = Literal["started", "updated", "lost", "ended"]
+
+
+@dataclass(slots=True)
+class TrackTransition:
+    """A lifecycle step of one track, turned into a `track.<kind>` event by the publisher side."""
+
+    kind: TrackEventKind
+    track: TrackState
+
+
+@dataclass(slots=True)
+class FrameResult:
+    """A frame with what the model found and what the tracker made of it."""
+
+    frame: Frame
+    detections: Detections
+    transitions: list[TrackTransition] = field(default_factory=list)
+    tracks: list[TrackState] = field(default_factory=list)  # every live track after this frame
+
+
+StreamStatusKind = Literal["started", "ended", "connected", "disconnected", "error"]
+
+
+@dataclass(slots=True)
+class StreamStatus:
+    """Something that happened to a source rather than a frame (becomes a `stream.<kind>` event)."""
+
+    source_id: str
+    kind: StreamStatusKind
+    time: float  # wall clock
+    reason: str | None = None  # human-readable, credentials redacted
+    frame_index: int | None = None  # last frame index delivered so far, if any
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. url (redacted), width, height, fps, codec
