@@ -1,0 +1,122 @@
+"""Similarity between predicted tracks and detections, and the optimal one-to-one assignment.
+
+Box IoU is computed for every pair at once; mask IoU only for pairs whose boxes overlap, on cropped masks (the
+track's last observed mask moved and scaled onto its predicted box), so the cost stays small per frame.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 4) x (M, 4) xyxy boxes -> (N, M) IoU."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
+    area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def integer_box(box: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
+    """Pixel extent [x1, x2) x [y1, y2) covering a float box, clipped to the frame."""
+    x1 = int(np.clip(np.floor(box[0]), 0, width))
+    y1 = int(np.clip(np.floor(box[1]), 0, height))
+    x2 = int(np.clip(np.ceil(box[2]), 0, width))
+    y2 = int(np.clip(np.ceil(box[3]), 0, height))
+    return x1, y1, max(x1, x2), max(y1, y2)
+
+
+class CroppedMask:
+    """A bool mask stored only inside its pixel box (x1, y1, x2, y2)."""
+
+    __slots__ = ("area", "box", "pixels")
+
+    def __init__(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> None:
+        self.pixels = pixels
+        self.box = box
+        self.area = int(np.count_nonzero(pixels))
+
+    @classmethod
+    def from_full(cls, full: np.ndarray, box: tuple[int, int, int, int]) -> CroppedMask:
+        x1, y1, x2, y2 = box
+        return cls(np.ascontiguousarray(full[y1:y2, x1:x2]), box)
+
+    def placed(self, box: tuple[int, int, int, int]) -> CroppedMask:
+        """This mask's shape stretched onto another pixel box (nearest neighbour)."""
+        x1, y1, x2, y2 = box
+        w, h = x2 - x1, y2 - y1
+        if w <= 0 or h <= 0 or self.pixels.size == 0:
+            return CroppedMask(np.zeros((max(h, 0), max(w, 0)), bool), box)
+        if (h, w) == self.pixels.shape:
+            return CroppedMask(self.pixels, box)
+        resized = cv2.resize(self.pixels.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        return CroppedMask(resized.view(bool), box)
+
+
+def cropped_mask_iou(a: CroppedMask, b: CroppedMask) -> float:
+    union_area = a.area + b.area
+    if union_area == 0:
+        return 0.0
+    ax1, ay1, ax2, ay2 = a.box
+    bx1, by1, bx2, by2 = b.box
+    x1, y1, x2, y2 = max(ax1, bx1), max(ay1, by1), min(ax2, bx2), min(ay2, by2)
+    if x2 <= x1 or y2 <= y1:
+        return 0.0
+    pa = a.pixels[y1 - ay1 : y2 - ay1, x1 - ax1 : x2 - ax1]
+    pb = b.pixels[y1 - by1 : y2 - by1, x1 - bx1 : x2 - bx1]
+    inter = int(np.count_nonzero(pa & pb))
+    return inter / (union_area - inter)
+
+
+def similarity(
+    box_ious: np.ndarray,
+    track_masks: list[CroppedMask | None],
+    det_masks: list[CroppedMask | None],
+    track_labels: np.ndarray,
+    det_labels: np.ndarray,
+    mask_weight: float,
+    class_penalty: float,
+) -> np.ndarray:
+    """Blend box and mask IoU where both masks exist and boxes overlap; penalise class disagreement."""
+    sim = box_ious.copy()
+    if mask_weight > 0 and sim.size:
+        rows, cols = np.nonzero(box_ious > 0)
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            tm, dm = track_masks[r], det_masks[c]
+            if tm is None or dm is None:
+                continue
+            sim[r, c] = (1.0 - mask_weight) * box_ious[r, c] + mask_weight * cropped_mask_iou(tm, dm)
+    if class_penalty > 0 and sim.size:
+        sim -= class_penalty * (track_labels[:, None] != det_labels[None, :])
+    return sim
+
+
+def assign(sim: np.ndarray, threshold: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """Maximum-total-similarity matching keeping only pairs with similarity >= threshold.
+    Returns (matches as (row, col), unmatched rows, unmatched cols)."""
+    n_rows, n_cols = sim.shape
+    if n_rows == 0 or n_cols == 0:
+        return [], list(range(n_rows)), list(range(n_cols))
+    # Pairs below threshold are made worthless so the solver never trades a good pair for a forbidden one.
+    cost = np.where(sim >= threshold, 1.0 - sim, 1e6)
+    rows, cols = linear_sum_assignment(cost)
+    keep = cost[rows, cols] < 1e6
+    matches = list(zip(rows[keep].tolist(), cols[keep].tolist(), strict=True))
+    matched_rows = set(rows[keep].tolist())
+    matched_cols = set(cols[keep].tolist())
+    return (
+        matches,
+        [r for r in range(n_rows) if r not in matched_rows],
+        [c for c in range(n_cols) if c not in matched_cols],
+    )

@@ -1,0 +1,424 @@
+"""The multi-object tracker of one source: prediction, camera-motion compensation, association, lifecycle.
+
+Per frame:
+1. every track's Kalman state is predicted to the frame's time and moved by the estimated camera motion;
+2. high-score detections are matched to confirmed and lost tracks, low-score detections to the confirmed tracks
+   still unmatched (ByteTrack), leftover high-score detections to tentative tracks; the similarity blends box IoU
+   with mask IoU and penalises class disagreement;
+3. matched tracks are corrected (a lost track found again is re-filtered along a virtual path across its gap, as
+   in OC-SORT); unmatched confident detections start tentative tracks;
+4. the lifecycle advances: tentative -> confirmed (track.started) -> lost (optional track.lost) -> removed
+   (track.ended), with ages in seconds of stream time. Removed tracks are forgotten; ids are never reused.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.frames import Detections, Frame, TrackState, TrackTransition
+from tracking.association import CroppedMask, assign, box_iou, integer_box, similarity
+from tracking.camera_motion import CameraMotionEstimator, MotionEstimate
+from tracking.config import TrackerConfig
+from tracking.kalman import BoxKalman, cxcywh_to_xyxy, xyxy_to_cxcywh
+
+# Virtual observations used to re-filter a re-found track across its gap (OC-SORT); more adds cost, not accuracy.
+_MAX_VIRTUAL_STEPS = 10
+# Used when a stream's clock stalls or runs backwards (pts reset after a reconnect): assume a plausible frame step.
+_FALLBACK_DT = 1.0 / 25.0
+
+
+class Phase(enum.Enum):
+    TENTATIVE = "tentative"
+    CONFIRMED = "confirmed"
+    LOST = "lost"
+
+
+@dataclass(slots=True, eq=False)
+class Track:
+    mean: np.ndarray
+    cov: np.ndarray
+    phase: Phase
+    track_id: int  # 0 until confirmed: ids are handed out on confirmation so published ids have no gaps
+    first_frame: int
+    first_time: float  # capture time
+    first_t: float  # stream time
+    last_frame: int
+    last_time: float
+    last_t: float
+    score: float
+    hits: int = 1
+    misses: int = 0  # consecutive frames without an observation
+    labels: Counter[int] = field(default_factory=Counter)
+    label: int = 0
+    last_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # latest observed, xyxy
+    mask: CroppedMask | None = None  # latest observed mask, cropped to its box
+    detection_index: int | None = None
+    last_updated_event_t: float = float("-inf")
+    # state right after the last observation, kept in current image coordinates, for the observation-centric
+    # re-update; gap_ts: stream times of the frames missed since then
+    obs_mean: np.ndarray | None = None
+    obs_cov: np.ndarray | None = None
+    gap_ts: list[float] = field(default_factory=list)
+
+    def vote(self, label: int) -> None:
+        self.labels[label] += 1
+        self.label = self.labels.most_common(1)[0][0]
+
+    def predicted_box(self) -> np.ndarray:
+        return cxcywh_to_xyxy(self.mean[:4])[0]
+
+    def state(self) -> TrackState:
+        observed = self.detection_index is not None
+        box = self.last_box if observed else self.predicted_box().astype(np.float32)
+        return TrackState(
+            track_id=self.track_id,
+            label=self.label,
+            score=self.score,
+            box=np.asarray(box, np.float32).copy(),
+            detection_index=self.detection_index,
+            first_frame=self.first_frame,
+            first_time=self.first_time,
+            last_frame=self.last_frame,
+            last_time=self.last_time,
+            hits=self.hits,
+        )
+
+
+@dataclass(slots=True)
+class StepResult:
+    transitions: list[TrackTransition]
+    tracks: list[TrackState]
+    motion: MotionEstimate
+
+
+class MultiObjectTracker:
+    """Tracks the instances of ONE source. Not thread-safe: feed it frames in order from one thread."""
+
+    def __init__(self, cfg: TrackerConfig) -> None:
+        self.cfg = cfg
+        self.kalman = BoxKalman(cfg.position_noise, cfg.velocity_noise)
+        self.motion = CameraMotionEstimator(
+            mode=cfg.camera_motion,
+            model=cfg.camera_motion_model,
+            width=cfg.camera_motion_width,
+            max_features=cfg.camera_motion_max_features,
+            min_motion_px=cfg.camera_motion_min_px,
+        )
+        self.tracks: list[Track] = []
+        self._next_id = 1
+        self._t: float | None = None
+        self._dt = _FALLBACK_DT
+        self._frame_size: tuple[int, int] | None = None
+
+    @property
+    def next_id(self) -> int:
+        return self._next_id
+
+    # --- public API ---
+
+    def step(self, frame: Frame, dets: Detections) -> StepResult:
+        transitions: list[TrackTransition] = []
+        height, width = frame.image.shape[:2]
+        if self._frame_size is not None and self._frame_size != (height, width):
+            # Coordinates of the old resolution mean nothing in the new one: end every track, start afresh.
+            transitions.extend(self._end_all())
+            self.motion.reset()
+            self._t = None
+        self._frame_size = (height, width)
+        t, dt = self._advance_clock(frame)
+
+        self._predict(dt)
+        boxes = np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
+        have_masks = dets.masks is not None and dets.masks.ndim == 3 and len(dets.masks) == len(boxes)
+        motion = self.motion.estimate(frame.image, boxes, dets.masks if have_masks else None)
+        if not motion.is_identity:
+            self._warp(motion.matrix)
+
+        scores = np.asarray(dets.scores, dtype=np.float64).reshape(-1)
+        labels = np.asarray(dets.labels).reshape(-1).astype(np.int64)
+        det_pixel_boxes = [integer_box(b, height, width) for b in boxes]
+        det_masks: list[CroppedMask | None] = [None] * len(boxes)
+        if have_masks and self.cfg.mask_weight > 0:
+            det_masks = [CroppedMask.from_full(dets.masks[i], det_pixel_boxes[i]) for i in range(len(boxes))]
+
+        for track in self.tracks:
+            track.detection_index = None
+        matches = self._associate(boxes, scores, labels, det_masks, height, width)
+
+        matched_tracks = {id(track) for track, _ in matches}
+        self._apply_matches(matches, frame, t, boxes, scores, labels, det_masks, det_pixel_boxes, transitions)
+        self._start_tracks(matches, frame, t, boxes, scores, labels, det_masks, det_pixel_boxes, transitions)
+        self._age_unmatched(matched_tracks, t, transitions)
+
+        states = [
+            track.state()
+            for track in self.tracks
+            if track.phase is Phase.CONFIRMED and (track.detection_index is not None or self.cfg.report_coasting)
+        ]
+        return StepResult(transitions, states, motion)
+
+    def finish(self) -> list[TrackTransition]:
+        """End every live track (end of stream)."""
+        transitions = self._end_all()
+        self.motion.reset()
+        self._t = None
+        self._frame_size = None
+        return transitions
+
+    # --- steps ---
+
+    def _advance_clock(self, frame: Frame) -> tuple[float, float]:
+        raw = frame.pts if frame.pts is not None else frame.capture_time
+        if self._t is None:
+            self._t = float(raw)
+            return self._t, 0.0
+        dt = float(raw) - self._t
+        if not np.isfinite(dt) or dt <= 0:
+            dt = self._dt  # clock reset or stalled: assume the usual step
+        else:
+            self._dt = min(dt, 1.0)
+        self._t += dt
+        return self._t, dt
+
+    def _predict(self, dt: float) -> None:
+        if not self.tracks or dt <= 0:
+            return
+        means = np.stack([t.mean for t in self.tracks])
+        covs = np.stack([t.cov for t in self.tracks])
+        means, covs = self.kalman.predict(means, covs, dt)
+        for i, track in enumerate(self.tracks):
+            track.mean, track.cov = means[i], covs[i]
+
+    def _warp(self, matrix: np.ndarray) -> None:
+        if not self.tracks:
+            return
+        means, covs = self.kalman.warp(
+            np.stack([t.mean for t in self.tracks]), np.stack([t.cov for t in self.tracks]), matrix
+        )
+        for i, track in enumerate(self.tracks):
+            track.mean, track.cov = means[i], covs[i]
+        coasting = [t for t in self.tracks if t.obs_mean is not None and t.misses > 0]
+        if coasting:
+            obs_means, obs_covs = self.kalman.warp(
+                np.stack([t.obs_mean for t in coasting]), np.stack([t.obs_cov for t in coasting]), matrix
+            )
+            for i, track in enumerate(coasting):
+                track.obs_mean, track.obs_cov = obs_means[i], obs_covs[i]
+
+    def _associate(
+        self,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        labels: np.ndarray,
+        det_masks: list[CroppedMask | None],
+        height: int,
+        width: int,
+    ) -> list[tuple[Track, int]]:
+        cfg = self.cfg
+        high = np.flatnonzero(scores >= cfg.high_score).tolist()
+        low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score)).tolist()
+        active = [t for t in self.tracks if t.phase is not Phase.TENTATIVE]
+        tentative = [t for t in self.tracks if t.phase is Phase.TENTATIVE]
+        placed: dict[int, CroppedMask | None] = {}
+
+        def stage(tracks: list[Track], det_idx: list[int], threshold: float):
+            if not tracks or not det_idx:
+                return [], tracks, det_idx
+            predicted = np.stack([t.predicted_box() for t in tracks])
+            ious = box_iou(predicted, boxes[det_idx])
+            track_masks: list[CroppedMask | None] = []
+            for track, pbox in zip(tracks, predicted, strict=True):
+                key = id(track)
+                if key not in placed:
+                    use = cfg.mask_weight > 0 and track.mask is not None and bool(np.any(ious[len(track_masks)] > 0))
+                    placed[key] = track.mask.placed(integer_box(pbox, height, width)) if use else None
+                track_masks.append(placed[key])
+            sim = similarity(
+                ious,
+                track_masks,
+                [det_masks[i] for i in det_idx],
+                np.array([t.label for t in tracks], np.int64),
+                labels[det_idx],
+                cfg.mask_weight,
+                cfg.class_penalty,
+            )
+            pairs, free_rows, free_cols = assign(sim, threshold)
+            return (
+                [(tracks[r], det_idx[c]) for r, c in pairs],
+                [tracks[r] for r in free_rows],
+                [det_idx[c] for c in free_cols],
+            )
+
+        first, left_tracks, left_high = stage(active, high, cfg.match_threshold)
+        still_tracked = [t for t in left_tracks if t.phase is Phase.CONFIRMED]
+        second, _, _ = stage(still_tracked, low, cfg.low_match_threshold)
+        third, _, _ = stage(tentative, left_high, cfg.tentative_match_threshold)
+        return first + second + third
+
+    def _apply_matches(
+        self,
+        matches: list[tuple[Track, int]],
+        frame: Frame,
+        t: float,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        labels: np.ndarray,
+        det_masks: list[CroppedMask | None],
+        det_pixel_boxes: list[tuple[int, int, int, int]],
+        transitions: list[TrackTransition],
+    ) -> None:
+        if not matches:
+            return
+        z = xyxy_to_cxcywh(boxes[[d for _, d in matches]])
+        regular = [i for i, (track, _) in enumerate(matches) if not self._needs_reupdate(track)]
+        if regular:
+            means = np.stack([matches[i][0].mean for i in regular])
+            covs = np.stack([matches[i][0].cov for i in regular])
+            means, covs = self.kalman.update(means, covs, z[regular])
+            for k, i in enumerate(regular):
+                matches[i][0].mean, matches[i][0].cov = means[k], covs[k]
+        for i, (track, d) in enumerate(matches):
+            if self._needs_reupdate(track):
+                self._observation_centric_reupdate(track, z[i], t)
+            was = track.phase
+            track.detection_index = d
+            track.score = float(scores[d])
+            track.vote(int(labels[d]))
+            track.last_box = boxes[d].astype(np.float32)
+            track.mask = det_masks[d]
+            track.hits += 1
+            track.misses = 0
+            track.last_frame = frame.index
+            track.last_time = frame.capture_time
+            track.last_t = t
+            track.obs_mean, track.obs_cov = track.mean.copy(), track.cov.copy()
+            track.gap_ts.clear()
+            if was is Phase.TENTATIVE:
+                if track.hits >= self.cfg.confirm_hits:
+                    self._confirm(track, t, transitions)
+            elif was is Phase.LOST:
+                track.phase = Phase.CONFIRMED
+                track.last_updated_event_t = t
+                transitions.append(TrackTransition("updated", track.state()))
+            elif self._updated_due(track, t):
+                track.last_updated_event_t = t
+                transitions.append(TrackTransition("updated", track.state()))
+
+    def _needs_reupdate(self, track: Track) -> bool:
+        return (
+            self.cfg.observation_centric_update
+            and track.phase is not Phase.TENTATIVE
+            and track.misses > 0
+            and track.obs_mean is not None
+        )
+
+    def _observation_centric_reupdate(self, track: Track, z_new: np.ndarray, t: float) -> None:
+        """Re-run the filter from the last observation along a straight path to the new one."""
+        assert track.obs_mean is not None and track.obs_cov is not None
+        z_old = track.obs_mean[:4].copy()
+        span = t - track.last_t
+        gap = track.gap_ts
+        if len(gap) > _MAX_VIRTUAL_STEPS:
+            picks = np.linspace(0, len(gap) - 1, _MAX_VIRTUAL_STEPS).round().astype(int)
+            gap = [gap[i] for i in picks]
+        mean, cov = track.obs_mean[None], track.obs_cov[None]
+        prev_t = track.last_t
+        for gt in [*gap, t]:
+            mean, cov = self.kalman.predict(mean, cov, gt - prev_t)
+            frac = (gt - track.last_t) / span if span > 0 else 1.0
+            z_virtual = z_old + (z_new - z_old) * frac
+            mean, cov = self.kalman.update(mean, cov, z_virtual[None])
+            prev_t = gt
+        track.mean, track.cov = mean[0], cov[0]
+
+    def _updated_due(self, track: Track, t: float) -> bool:
+        interval = self.cfg.updated_interval_s
+        if interval is None:
+            return False
+        return t - track.last_updated_event_t >= interval - 1e-9
+
+    def _confirm(self, track: Track, t: float, transitions: list[TrackTransition]) -> None:
+        track.phase = Phase.CONFIRMED
+        track.track_id = self._next_id
+        self._next_id += 1
+        track.last_updated_event_t = t
+        transitions.append(TrackTransition("started", track.state()))
+
+    def _start_tracks(
+        self,
+        matches: list[tuple[Track, int]],
+        frame: Frame,
+        t: float,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        labels: np.ndarray,
+        det_masks: list[CroppedMask | None],
+        det_pixel_boxes: list[tuple[int, int, int, int]],
+        transitions: list[TrackTransition],
+    ) -> None:
+        used = {d for _, d in matches}
+        new = [d for d in np.flatnonzero(scores >= self.cfg.new_track_score).tolist() if d not in used]
+        if not new:
+            return
+        means, covs = self.kalman.initiate(xyxy_to_cxcywh(boxes[new]))
+        for k, d in enumerate(new):
+            track = Track(
+                mean=means[k],
+                cov=covs[k],
+                phase=Phase.TENTATIVE,
+                track_id=0,
+                first_frame=frame.index,
+                first_time=frame.capture_time,
+                first_t=t,
+                last_frame=frame.index,
+                last_time=frame.capture_time,
+                last_t=t,
+                score=float(scores[d]),
+                last_box=boxes[d].astype(np.float32),
+                mask=det_masks[d],
+                detection_index=d,
+            )
+            track.vote(int(labels[d]))
+            track.obs_mean, track.obs_cov = track.mean.copy(), track.cov.copy()
+            self.tracks.append(track)
+            if self.cfg.confirm_hits <= 1:
+                self._confirm(track, t, transitions)
+
+    def _age_unmatched(self, matched: set[int], t: float, transitions: list[TrackTransition]) -> None:
+        cfg = self.cfg
+        keep: list[Track] = []
+        for track in self.tracks:
+            if id(track) in matched or track.detection_index is not None:
+                keep.append(track)
+                continue
+            track.misses += 1
+            track.gap_ts.append(t)
+            unseen = t - track.last_t
+            if track.phase is Phase.TENTATIVE:
+                if unseen > cfg.tentative_max_age_s:
+                    continue  # never confirmed: dropped without an event
+            elif unseen > cfg.max_lost_s:
+                transitions.append(TrackTransition("ended", track.state()))
+                continue  # forgotten: memory stays bounded however long the stream runs
+            elif track.phase is Phase.CONFIRMED and track.misses >= 2 and unseen >= cfg.lost_after_s:
+                track.phase = Phase.LOST
+                if cfg.emit_lost:
+                    transitions.append(TrackTransition("lost", track.state()))
+            if len(track.gap_ts) > 4 * _MAX_VIRTUAL_STEPS:
+                # keep the gap list bounded at any frame rate; only an even spread of it is used
+                track.gap_ts = track.gap_ts[::2]
+            keep.append(track)
+        self.tracks = keep
+
+    def _end_all(self) -> list[TrackTransition]:
+        transitions = []
+        for track in self.tracks:
+            if track.phase is not Phase.TENTATIVE:
+                track.detection_index = None
+                transitions.append(TrackTransition("ended", track.state()))
+        self.tracks = []
+        return transitions
