@@ -131,6 +131,12 @@ class SourceConfig(BaseModel):
             raise ValueError(f"end_s ({self.end_s}) must be greater than start_s ({self.start_s})")
         return self
 
+    def __repr_args__(self):  # repr/str of a config must not leak the camera password
+        for name, value in super().__repr_args__():
+            if name == "url":
+                value = [redact_url(v) for v in value] if isinstance(value, list) else redact_url(value)
+            yield name, value
+
 
 def url_scheme(url: str) -> str:
     """Lower-case scheme of a URL, '' for plain paths (a Windows drive letter is not a scheme)."""
