@@ -1,13 +1,36 @@
 """Redis Streams publisher: one stream per source, pipelined XADD, a spool that rides out Redis outages.
 
-The implementation follows the config model; see docs/EVENTS.md.
+`RedisPublisher(cfg)` implements `pipeline.events.EventSink`. Entry layout, trimming and delivery guarantees are
+described in docs/EVENTS.md.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import redis
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, AuthorizationError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from pipeline.errors import MaskstreamError
+from pipeline.events import SCHEMA_VERSION, dropped_event, encode_event, to_stream_fields
+from pipeline.metrics import EVENTS_DROPPED, EVENTS_PUBLISHED, EVENTS_SPOOLED, REDIS_UP
+from pipeline.redact import redact_text, redact_url
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STREAM_KEY = "maskstream:{{{source_id}}}:events"  # str.format template -> maskstream:{cam1}:events
 
@@ -103,3 +126,407 @@ class RedisConfig(BaseModel):
     def key_for(self, source_id: str) -> str:
         """The stream key of one source."""
         return self.stream_key.format(source_id=source_id)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Connecting
+
+
+def redis_from_url(
+    url: str,
+    *,
+    connect_timeout_s: float = 2.0,
+    socket_timeout_s: float | None = 5.0,
+    tls_ca_cert_file: Path | str | None = None,
+    tls_cert_file: Path | str | None = None,
+    tls_key_file: Path | str | None = None,
+    tls_check_hostname: bool = True,
+) -> redis.Redis:
+    """A redis-py client for a URL (redis://, rediss://, unix://) that fails fast instead of retrying on its own.
+
+    Our callers own retrying (the publisher's backoff, the consumer's loop), so redis-py's built-in retries are
+    off: a dead server shows up as one ConnectionError, not as a silent multi-second stall.
+    """
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": connect_timeout_s,
+        "socket_timeout": socket_timeout_s,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if url.startswith("rediss://"):
+        kwargs["ssl_check_hostname"] = tls_check_hostname
+        if tls_ca_cert_file is not None:
+            kwargs["ssl_ca_certs"] = str(tls_ca_cert_file)
+        if tls_cert_file is not None:
+            kwargs["ssl_certfile"] = str(tls_cert_file)
+        if tls_key_file is not None:
+            kwargs["ssl_keyfile"] = str(tls_key_file)
+    elif tls_ca_cert_file or tls_cert_file:
+        raise MaskstreamError(f"TLS files are set but the Redis URL {redact_url(url)} is not rediss://")
+    try:
+        return redis.Redis.from_url(url, **kwargs)
+    except ValueError as exc:
+        raise MaskstreamError(f"bad Redis URL {redact_url(url)}: {redact_text(str(exc))}") from None
+
+
+def describe_redis_error(url: str, exc: BaseException) -> str:
+    """One line saying why Redis at `url` did not work, credentials redacted."""
+    where = redact_url(url)
+    if isinstance(exc, AuthenticationError | AuthorizationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
+        return f"Redis at {where} refused the credentials ({redact_text(str(exc))})"
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+        return f"Redis unreachable at {where}: {redact_text(str(exc)) or type(exc).__name__}"
+    return f"Redis at {where} failed: {redact_text(str(exc)) or type(exc).__name__}"
+
+
+def check_redis(client: redis.Redis, url: str) -> None:
+    """PING; raise a one-line MaskstreamError naming the redacted URL when Redis is unreachable or refuses us."""
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        raise MaskstreamError(describe_redis_error(url, exc)) from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The spool: events waiting for Redis, oldest first
+
+
+@dataclass(slots=True)
+class SpooledEvent:
+    seq: int  # publish order across all sources; delivery follows it
+    source_id: str
+    event_id: str
+    type: str
+    frame_index: int | None
+    capture_time: float | None
+    data: str  # the event as JSON
+
+
+@dataclass(slots=True)
+class _DropRecord:
+    """Events of one source the spool had to drop, not yet reported by a `publisher.dropped` event."""
+
+    count: int
+    first: dict[str, Any]
+    last: dict[str, Any]
+
+
+class RedisPublisher:
+    """Publishes event dicts to one Redis stream per source without ever blocking the caller.
+
+    `publish` appends to a bounded spool and returns; a background writer thread delivers the spool in order,
+    one pipelined MULTI/EXEC round trip per batch (a frame's events, or more while it catches up), and rides out
+    Redis outages with capped exponential backoff. When the spool is full the oldest waiting events are dropped,
+    counted exactly (EVENTS_DROPPED, a log line, and a `publisher.dropped` event on the stream once Redis is
+    back). Delivery is at-least-once: a batch whose EXEC reply is lost is sent again, and consumers drop the
+    duplicate by `event_id`.
+    """
+
+    def __init__(self, cfg: RedisConfig) -> None:
+        self.cfg = cfg
+        self.url = redact_url(cfg.url)
+        self._client = redis_from_url(
+            cfg.url,
+            connect_timeout_s=cfg.connect_timeout_s,
+            socket_timeout_s=cfg.socket_timeout_s,
+            tls_ca_cert_file=cfg.tls_ca_cert_file,
+            tls_cert_file=cfg.tls_cert_file,
+            tls_key_file=cfg.tls_key_file,
+            tls_check_hostname=cfg.tls_check_hostname,
+        )
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._spool: deque[SpooledEvent] = deque()
+        self._inflight = 0  # events at the head of the spool being sent right now; never dropped meanwhile
+        self._seq = 0
+        self._drops: dict[str, _DropRecord] = {}
+        self._dropping_logged = False
+        self._stop = False
+        self._flush_deadline: float | None = None
+        self._connected = False
+        self.published = 0  # totals, for stats() and tests
+        self.dropped = 0
+        self._disk = _DiskSpool(cfg.spool_path) if cfg.spool_path is not None else None
+        if self._disk is not None:
+            self._spool.extend(self._disk.load())
+            self._seq = self._spool[-1].seq if self._spool else 0
+            if self._spool:
+                log.info("%d events from a previous run wait in the spool %s", len(self._spool), cfg.spool_path)
+        REDIS_UP.set(0)
+        EVENTS_SPOOLED.set(len(self._spool))
+        self._thread = threading.Thread(target=self._run, name="redis-publisher", daemon=True)
+        self._thread.start()
+
+    # -- caller side ---------------------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise a one-line MaskstreamError (redacted URL) if Redis is unreachable or refuses our credentials."""
+        check_redis(self._client, self.cfg.url)
+
+    def publish(self, source_id: str, events: list[dict[str, Any]]) -> None:
+        """Queue one frame's events for delivery, in order. Returns at once; never waits for Redis."""
+        if not events:
+            return
+        items = [
+            SpooledEvent(
+                0, source_id, e["event_id"], e["type"], e.get("frame_index"), e.get("capture_time"), encode_event(e)
+            )
+            for e in events
+        ]
+        with self._lock:
+            if self._stop:
+                raise RuntimeError("RedisPublisher.publish after close()")
+            for item in items:
+                item.seq = self._next_seq()
+            self._spool.extend(items)
+            if self._disk is not None:
+                self._disk.append(items)
+            overflow = len(self._spool) - self._inflight - self.cfg.spool_max_events
+            if overflow > 0:
+                self._drop_oldest(overflow)
+            EVENTS_SPOOLED.set(len(self._spool))
+            self._wake.notify()
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every queued event is in Redis (True) or `timeout_s` passed (False)."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self._spool or self._drops:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._thread.is_alive():
+                    return False
+                self._wake.wait(min(remaining, 0.05))
+            return True
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Deliver what is queued (up to `timeout_s`), then stop the writer. Idempotent."""
+        with self._lock:
+            if self._stop:
+                return
+            self._flush_deadline = time.monotonic() + timeout_s
+            self._wake.notify_all()
+        self.flush(timeout_s)
+        with self._lock:
+            self._stop = True
+            self._wake.notify_all()
+        self._thread.join(timeout=max(1.0, self.cfg.socket_timeout_s + 1.0))
+        with self._lock:
+            left = len(self._spool)
+            if left and self._disk is not None:
+                log.warning(
+                    "%d events not delivered to %s; they stay in %s for the next run",
+                    left,
+                    self.url,
+                    self.cfg.spool_path,
+                )
+            elif left:
+                by_source: dict[str, int] = {}
+                for item in self._spool:
+                    by_source[item.source_id] = by_source.get(item.source_id, 0) + 1
+                for source_id, count in by_source.items():
+                    EVENTS_DROPPED.labels(source_id).inc(count)
+                self.dropped += left
+                log.error("%d events could not be delivered to %s before shutdown and are lost", left, self.url)
+        if self._disk is not None:
+            self._disk.close()
+        self._client.close()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "connected": self._connected,
+                "published": self.published,
+                "spooled": len(self._spool),
+                "dropped": self.dropped,
+            }
+
+    # -- spool bookkeeping (lock held) ----------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _drop_oldest(self, count: int) -> None:
+        """Drop `count` of the oldest waiting events (never one in flight) and remember them for the report."""
+        kept = [self._spool.popleft() for _ in range(self._inflight)]
+        dropped = [self._spool.popleft() for _ in range(count)]
+        self._spool.extendleft(reversed(kept))
+        if self._disk is not None:
+            self._disk.remove(dropped[0].seq, dropped[-1].seq)
+        for item in dropped:
+            summary = {"event_id": item.event_id, "frame_index": item.frame_index, "capture_time": item.capture_time}
+            record = self._drops.get(item.source_id)
+            if record is None:
+                self._drops[item.source_id] = _DropRecord(1, summary, summary)
+            else:
+                record.count += 1
+                record.last = summary
+            EVENTS_DROPPED.labels(item.source_id).inc()
+        self.dropped += count
+        if not self._dropping_logged:
+            self._dropping_logged = True
+            log.warning(
+                "event spool full (%d events) while Redis at %s is unavailable: dropping the oldest events",
+                self.cfg.spool_max_events,
+                self.url,
+            )
+
+    def _restore_drop_report(self, unsent: dict[str, _DropRecord]) -> None:
+        """A report did not get through: merge it with drops recorded meanwhile (which are all newer)."""
+        for source_id, record in unsent.items():
+            newer = self._drops.get(source_id)
+            if newer is not None:
+                record.count += newer.count
+                record.last = newer.last
+            self._drops[source_id] = record
+
+    # -- writer thread --------------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        failures = 0
+        while True:
+            with self._lock:
+                while not self._spool and not (self._drops and self._connected) and not self._stop:
+                    self._wake.wait(0.5)
+                if self._stop:
+                    return
+                batch = list(itertools.islice(self._spool, self.cfg.max_events_per_round_trip))
+                drops, self._drops = self._drops, {}  # drops from now on go in a later report
+                self._inflight = len(batch)
+            try:
+                results = self._send(batch, drops)
+            except (RedisError, OSError) as exc:
+                with self._lock:
+                    self._inflight = 0
+                    self._restore_drop_report(drops)
+                self._mark_down(exc, failures)
+                failures += 1
+                self._sleep_backoff(failures)
+                continue
+            failures = 0
+            self._mark_up()
+            self._settle(batch, drops, results)
+
+    def _send(self, batch: list[SpooledEvent], drops: dict[str, _DropRecord]) -> list[Any]:
+        """One round trip: drop notices first (they speak of older events), then the batch, then MINID trims."""
+        pipe = self._client.pipeline(transaction=True)
+        now = time.time()
+        for source_id, record in drops.items():
+            event = dropped_event(source_id, [record.first, record.last], record.count, now)
+            self._xadd(pipe, source_id, to_stream_fields(event))
+        for item in batch:
+            fields = {"type": item.type, "event_id": item.event_id, "v": str(SCHEMA_VERSION), "data": item.data}
+            self._xadd(pipe, item.source_id, fields)
+        if self.cfg.minid_window_s is not None:
+            min_id = f"{int((now - self.cfg.minid_window_s) * 1000)}-0"
+            for key in {self.cfg.key_for(s) for s in [*drops, *(item.source_id for item in batch)]}:
+                pipe.xtrim(key, minid=min_id, approximate=True)
+        return pipe.execute(raise_on_error=False)
+
+    def _xadd(self, pipe: Any, source_id: str, fields: dict[str, str]) -> None:
+        if self.cfg.maxlen is not None:
+            pipe.xadd(self.cfg.key_for(source_id), fields, maxlen=self.cfg.maxlen, approximate=True)
+        else:
+            pipe.xadd(self.cfg.key_for(source_id), fields)
+
+    def _settle(self, batch: list[SpooledEvent], drops: dict[str, _DropRecord], results: list[Any]) -> None:
+        """The batch is in Redis: take it off the spool, count it, report failed entries."""
+        for source_id, record in drops.items():
+            log.warning(
+                "reported to Redis: %d events of source %s were dropped during the outage (ids %s .. %s)",
+                record.count,
+                source_id,
+                record.first["event_id"],
+                record.last["event_id"],
+            )
+        results = results[len(drops) :]
+        per_source: dict[str, int] = {}
+        rejected = 0
+        for item, result in zip(batch, results, strict=False):
+            if isinstance(result, Exception):
+                # e.g. WRONGTYPE: the key holds something else; retrying cannot help, so count it as dropped
+                rejected += 1
+                EVENTS_DROPPED.labels(item.source_id).inc()
+                log.error("Redis rejected event %s of source %s: %s", item.event_id, item.source_id, result)
+            else:
+                per_source[item.source_id] = per_source.get(item.source_id, 0) + 1
+        for source_id, count in per_source.items():
+            EVENTS_PUBLISHED.labels(source_id).inc(count)
+        with self._lock:
+            for _ in range(len(batch)):
+                self._spool.popleft()
+            if self._disk is not None and batch:
+                self._disk.remove(batch[0].seq, batch[-1].seq)
+            self._inflight = 0
+            self.published += len(batch) - rejected
+            self.dropped += rejected
+            EVENTS_SPOOLED.set(len(self._spool))
+            self._wake.notify_all()
+
+    def _mark_up(self) -> None:
+        if not self._connected:
+            with self._lock:
+                self._connected = True
+                self._dropping_logged = False
+                waiting = len(self._spool)
+            REDIS_UP.set(1)
+            log.info("connected to Redis at %s (%d events waiting)", self.url, waiting)
+
+    def _mark_down(self, exc: BaseException, failures: int) -> None:
+        with self._lock:
+            was_connected, self._connected = self._connected, False
+            waiting = len(self._spool)
+        REDIS_UP.set(0)
+        if was_connected or failures == 0:
+            log.warning("%s; spooling events (%d waiting)", describe_redis_error(self.cfg.url, exc), waiting)
+        self._client.connection_pool.disconnect()
+
+    def _sleep_backoff(self, failures: int) -> None:
+        delay = min(self.cfg.max_backoff_s, self.cfg.initial_backoff_s * 2 ** min(failures - 1, 30))
+        delay *= 1 + self.cfg.jitter * random.uniform(-1, 1)
+        with self._lock:
+            if self._flush_deadline is not None:
+                delay = min(delay, max(0.0, self._flush_deadline - time.monotonic()))
+            end = time.monotonic() + delay
+            while not self._stop and (remaining := end - time.monotonic()) > 0:
+                self._wake.wait(remaining)
+
+
+class _DiskSpool:
+    """The spool mirrored in an SQLite file, so events waiting for Redis survive a restart of maskstream.
+
+    Rows are keyed by the publisher's sequence number, so the waiting events always form one contiguous range
+    and removing delivered or dropped ones is one range DELETE. synchronous=OFF with WAL: a write costs a
+    page-cache copy, not an fsync (the caller must not wait on the disk); a power cut may lose the last
+    seconds, a process crash loses nothing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=OFF")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY, source_id TEXT, event_id TEXT,"
+                " type TEXT, frame_index INTEGER, capture_time REAL, data TEXT)"
+            )
+        except sqlite3.Error as exc:
+            raise MaskstreamError(f"cannot use event spool file {path}: {exc}") from None
+
+    def load(self) -> list[SpooledEvent]:
+        rows = self._db.execute(
+            "SELECT seq, source_id, event_id, type, frame_index, capture_time, data FROM spool ORDER BY seq"
+        )
+        return [SpooledEvent(*row) for row in rows]
+
+    def append(self, items: list[SpooledEvent]) -> None:
+        self._db.executemany(
+            "INSERT INTO spool VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(i.seq, i.source_id, i.event_id, i.type, i.frame_index, i.capture_time, i.data) for i in items],
+        )
+
+    def remove(self, first_seq: int, last_seq: int) -> None:
+        self._db.execute("DELETE FROM spool WHERE seq BETWEEN ? AND ?", (first_seq, last_seq))
+
+    def close(self) -> None:
+        self._db.close()
