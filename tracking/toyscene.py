@@ -34,12 +34,20 @@ def textured_background(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
 
 
+def _ellipse(box: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Integer centre and half-axes of the ellipse inscribed in a box, as OpenCV wants them."""
+    centre = (int(np.round((box[0] + box[2]) / 2)), int(np.round((box[1] + box[3]) / 2)))
+    axes = (max(1, int((box[2] - box[0]) / 2)), max(1, int((box[3] - box[1]) / 2)))
+    return centre, axes
+
+
 class ToyScene:
     def __init__(
         self,
         objects: list[ToyObject],
         size: tuple[int, int] = (360, 640),  # height, width
         pan: tuple[float, float] = (0.0, 0.0),  # camera motion, pixels per frame (scene moves by -pan)
+        shake: float = 0.0,  # amplitude (pixels) of an added side-to-side camera swing, 0.4 rad per frame
         fps: float = 30.0,
         seed: int = 0,
         with_rles: bool = True,
@@ -47,16 +55,17 @@ class ToyScene:
         self.objects = objects
         self.height, self.width = size
         self.pan = pan
+        self.shake = shake
         self.fps = fps
         self.with_rles = with_rles
         self.rng = np.random.default_rng(seed)
-        margin = 64 + int(abs(pan[0]) * 2000 + abs(pan[1]) * 2000) if any(pan) else 0
-        margin = min(margin, 2000)
+        margin = min(2000, int(64 + shake + 200 * max(abs(pan[0]), abs(pan[1])))) if any(pan) or shake else 0
         self._margin = margin
         self.world = textured_background(self.height + 2 * margin, self.width + 2 * margin, seed)
 
     def camera_offset(self, index: int) -> tuple[float, float]:
-        return self.pan[0] * index, self.pan[1] * index
+        swing = self.shake * np.sin(0.4 * index)
+        return self.pan[0] * index + swing, self.pan[1] * index + 0.5 * swing
 
     def gt_boxes(self, index: int) -> np.ndarray:
         ox, oy = self.camera_offset(index)
@@ -73,8 +82,7 @@ class ToyScene:
         shift = np.float32([[1, 0, -(m + ox)], [0, 1, -(m + oy)]])
         img = cv2.warpAffine(self.world, shift, (self.width, self.height), flags=cv2.INTER_LINEAR)
         for k, box in enumerate(self.gt_boxes(index)):
-            centre = (int(round((box[0] + box[2]) / 2)), int(round((box[1] + box[3]) / 2)))
-            axes = (max(1, int((box[2] - box[0]) / 2)), max(1, int((box[3] - box[1]) / 2)))
+            centre, axes = _ellipse(box)
             colour = tuple(int(c) for c in ((40 * k + 80) % 256, (90 * k + 30) % 256, 200))
             cv2.ellipse(img, centre, axes, 0, 0, 360, colour, -1)
         return img
@@ -92,9 +100,7 @@ class ToyScene:
     ) -> Detections:
         boxes = self.gt_boxes(index)
         chosen = [
-            k
-            for k in range(len(boxes))
-            if (keep is None or k in keep) and (drop == 0 or self.rng.random() >= drop)
+            k for k in range(len(boxes)) if (keep is None or k in keep) and (drop == 0 or self.rng.random() >= drop)
         ]
         boxes = boxes[chosen]
         if jitter_px > 0 and len(boxes):
@@ -102,8 +108,7 @@ class ToyScene:
         masks = np.zeros((len(boxes), self.height, self.width), bool)
         for i, box in enumerate(boxes):
             canvas = np.zeros((self.height, self.width), np.uint8)
-            centre = (int(round((box[0] + box[2]) / 2)), int(round((box[1] + box[3]) / 2)))
-            axes = (max(1, int((box[2] - box[0]) / 2)), max(1, int((box[3] - box[1]) / 2)))
+            centre, axes = _ellipse(box)
             cv2.ellipse(canvas, centre, axes, 0, 0, 360, 1, -1)
             masks[i] = canvas.astype(bool)
         clipped = boxes.copy()
