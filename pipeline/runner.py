@@ -1,0 +1,324 @@
+"""The pipeline graph: builds every stage from the root config, runs them in threads, stops them cleanly.
+
+    source threads ──(per-source queue: block | drop_oldest)──┐
+    source threads ───────────────────────────────────────────┤ QueueGroup (round-robin, fair)
+                                                              ▼
+    batcher ──▶ inference ──▶ masks ──▶ tracker ──▶ publish (events → Redis / JSONL; results → MP4 / MOT)
+
+Threads, not processes: decoding (FFmpeg), torch and OpenCV release the GIL for their heavy work, and handing
+frames between threads costs no copy (docs/PIPELINE.md has the measurements). Every queue is bounded, so memory is
+bounded: files wait for the model, live sources lose their oldest frames.
+
+Shutdown (`stop`, e.g. on SIGINT/SIGTERM): sources stop and send `ended`; everything already decoded drains
+through the graph; trackers close their tracks; sinks flush (the Redis spool within `sinks.close_timeout_s`).
+`abort` (second signal) closes every queue at once and skips the drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pipeline.config import PipelineConfig
+from pipeline.errors import MaskstreamError, SourceError
+from pipeline.events import EventBuilder, EventSink
+from pipeline.frames import Frame, StreamStatus
+from pipeline.metrics import FRAMES_DROPPED
+from pipeline.queues import BoundedQueue, QueueClosed, QueueGroup
+from pipeline.redact import redact_text
+from pipeline.stage import StageThread
+from pipeline.stats import RunStats, SourceStats
+from stages.batcher import BatcherStage
+from stages.inference import Detector, InferenceStage, load_detector
+from stages.masks import MasksStage
+from stages.outputs import FrameSink, PublishStage, TrackingStage
+from stages.source import SourceConfig, VideoSource, open_source
+from stages.tracker import TrackerStage
+
+log = logging.getLogger(__name__)
+
+# Items in flight between the stages after the batcher. Small: each holds frames (and, after inference, masks);
+# a deeper pipeline adds latency on live feeds and gains nothing once every stage is busy.
+_STAGE_QUEUE_SIZE = 2
+
+
+@dataclass
+class RunReport:
+    """How a run went, per source."""
+
+    sources: dict[str, SourceStats]
+    elapsed_s: float
+    stopped: bool  # ended by stop() (signal) rather than by the sources running out
+
+    @property
+    def frames(self) -> int:
+        return sum(s.frames_done for s in self.sources.values())
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def failed(self) -> list[SourceStats]:
+        return [s for s in self.sources.values() if s.failed]
+
+    @property
+    def exit_code(self) -> int:
+        """0: every source fine; 1: some sources failed while others completed (see docs/PIPELINE.md)."""
+        return 1 if self.failed else 0
+
+    def events_by_type(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for stats in self.sources.values():
+            for kind, count in stats.events.items():
+                totals[kind] = totals.get(kind, 0) + count
+        return dict(sorted(totals.items()))
+
+
+@dataclass
+class _SourceSlot:
+    cfg: SourceConfig
+    queue: BoundedQueue
+    source: VideoSource | None = None
+    thread: threading.Thread | None = None
+    error: str | None = None
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+
+
+def build_event_sinks(cfg: PipelineConfig) -> list[EventSink]:
+    """Redis publisher (checked now: an unreachable Redis at start is an error) and the JSON Lines file."""
+    sinks: list[EventSink] = []
+    if cfg.sinks.jsonl is not None:
+        from stages.jsonl import JsonlSink
+
+        sinks.append(JsonlSink(cfg.sinks.jsonl))
+    if cfg.redis is not None:
+        from stages.publisher import RedisPublisher
+
+        publisher = RedisPublisher(cfg.redis)
+        try:
+            publisher.check()
+        except MaskstreamError:
+            publisher.close(0.0)
+            for sink in sinks:
+                sink.close(1.0)
+            raise
+        sinks.append(publisher)
+    return sinks
+
+
+def build_frame_sinks(cfg: PipelineConfig, class_names: list[str]) -> list[FrameSink]:
+    sinks: list[FrameSink] = []
+    if cfg.sinks.annotate:
+        from stages.annotate import AnnotatedVideoSink
+
+        sinks.append(AnnotatedVideoSink(cfg.sinks.annotate, class_names, several_sources=len(cfg.sources) > 1))
+    if cfg.sinks.mot_out is not None:
+        from stages.mot_writer import MotWriter
+
+        sinks.append(MotWriter(cfg.sinks.mot_out))
+    return sinks
+
+
+class Pipeline:
+    """One run of the configured graph. `run()` blocks until every source ended (or `stop()`/`abort()`)."""
+
+    def __init__(
+        self,
+        cfg: PipelineConfig,
+        *,
+        detector: Detector | None = None,
+        event_sinks: list[EventSink] | None = None,
+        frame_sinks: list[FrameSink] | None = None,
+        run_id: str = "",
+    ) -> None:
+        self.cfg = cfg
+        self.detector = detector
+        self._event_sinks = event_sinks
+        self._frame_sinks = frame_sinks
+        self.run_id = run_id
+        self.stats = RunStats()
+        self._group = QueueGroup()
+        self._slots: list[_SourceSlot] = []
+        self._stage_threads: list[StageThread] = []
+        self._stop = threading.Event()
+        self._aborted = threading.Event()
+        self.model_ready = threading.Event()
+        self.event_sinks: list[EventSink] = []
+        for source_cfg in cfg.sources:
+            self.stats.add_source(source_cfg.id, bool(source_cfg.live))
+
+    # --- control ---------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Graceful: sources stop soon and send `ended`; work in flight drains; sinks flush. Thread-safe."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        log.info("stopping: sources end, work in flight drains, sinks flush")
+        for slot in self._slots:
+            slot.stop_requested.set()
+            if slot.source is not None:
+                slot.source.stop()
+
+    def abort(self) -> None:
+        """Immediate: close every queue; threads end without draining (events in flight may be lost)."""
+        self.stop()
+        self._aborted.set()
+        log.warning("aborting without draining")
+        for slot in self._slots:
+            slot.queue.close()
+            slot.queue.drain()
+        for thread in self._stage_threads:
+            thread.inbox.close()
+            if thread.outbox is not None:
+                thread.outbox.close()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def healthy(self) -> bool:
+        """Every stage thread that was started is alive or finished normally (none broke)."""
+        return all(t.failure is None for t in self._stage_threads) and not self._aborted.is_set()
+
+    # --- run -------------------------------------------------------------------------------------------------
+    def run(self, on_tick: Callable[[RunStats], None] | None = None, tick_s: float = 0.5) -> RunReport:
+        """Open sources, load the model, start every thread and wait for the end. Raises MaskstreamError when the
+        run cannot start (no source can be opened, Redis unreachable, bad weights)."""
+        self._open_file_sources()  # cheap checks first: a missing file fails before the model loads
+        if self._slots and all(slot.error for slot in self._slots):
+            raise _all_failed([slot.error or "" for slot in self._slots])
+        if self.detector is None:
+            self.detector = load_detector(self.cfg.model)
+        self.model_ready.set()
+        self.event_sinks = self._event_sinks if self._event_sinks is not None else build_event_sinks(self.cfg)
+        frame_sinks = (
+            self._frame_sinks
+            if self._frame_sinks is not None
+            else build_frame_sinks(self.cfg, self.detector.class_names)
+        )
+        builder = EventBuilder(self.detector.class_names, run_id=self.run_id)
+        self._start_stages(builder, frame_sinks)
+        for slot in self._slots:
+            slot.thread = threading.Thread(target=self._source_main, args=(slot,), name=f"source-{slot.cfg.id}")
+            slot.thread.daemon = True
+            slot.thread.start()
+        last = self._stage_threads[-1]
+        while last.is_alive():
+            last.join(tick_s)
+            if on_tick is not None:
+                on_tick(self.stats)
+        for thread in self._stage_threads:
+            thread.join(5.0)
+        for slot in self._slots:
+            if slot.thread is not None:
+                slot.thread.join(5.0)
+        self.stats.finished = time.monotonic()
+        report = RunReport(self.stats.snapshot(), self.stats.elapsed(), stopped=self._stop.is_set())
+        broken = [t for t in self._stage_threads if t.failure is not None]
+        if broken:
+            raise MaskstreamError(
+                f"stage {broken[0].stage.name} failed: {type(broken[0].failure).__name__}: "
+                f"{redact_text(str(broken[0].failure))}"
+            )
+        if report.sources and all(s.failed for s in report.sources.values()) and not report.frames:
+            raise _all_failed([s.errors[0] for s in report.sources.values()])
+        return report
+
+    def _open_file_sources(self) -> None:
+        for source_cfg in self.cfg.sources:
+            live = bool(source_cfg.live)
+            queue = BoundedQueue(
+                f"source:{source_cfg.id}",
+                self.cfg.batcher.live_queue_size if live else self.cfg.batcher.file_queue_size,
+                "drop_oldest" if live else "block",
+                is_droppable=lambda item: isinstance(item, Frame),
+                on_drop=self._count_stale,
+                condition=self._group.condition,
+            )
+            slot = _SourceSlot(source_cfg, self._group.add(queue))
+            if not live:
+                try:
+                    slot.source = open_source(source_cfg)
+                except SourceError as exc:
+                    slot.error = str(exc)
+                    log.error("%s", exc)
+            self._slots.append(slot)
+
+    def _count_stale(self, item: Frame) -> None:
+        FRAMES_DROPPED.labels(source=item.source_id, reason="stale").inc()
+        self.stats.frame_dropped(item.source_id)
+
+    def _start_stages(self, builder: EventBuilder, frame_sinks: list[FrameSink]) -> None:
+        assert self.detector is not None
+        cfg = self.cfg
+        stages = [
+            BatcherStage(cfg.batcher.batch_size, cfg.batcher.max_wait_ms, self.detector.device, cfg.batcher.pin_memory),
+            InferenceStage(self.detector),
+            MasksStage(cfg.model.mask_threshold),
+            TrackingStage(TrackerStage(cfg.tracker)),
+            PublishStage(builder, self.event_sinks, frame_sinks, self.stats, cfg.sinks.close_timeout_s),
+        ]
+        inbox: BoundedQueue | QueueGroup = self._group
+        for position, stage in enumerate(stages):
+            last = position == len(stages) - 1
+            outbox = None if last else BoundedQueue(f"{stages[position + 1].name}", _STAGE_QUEUE_SIZE)
+            self._stage_threads.append(StageThread(stage, inbox, outbox))
+            if outbox is not None:
+                inbox = outbox
+        for thread in self._stage_threads:
+            thread.start()
+
+    def _source_main(self, slot: _SourceSlot) -> None:
+        source_id = slot.cfg.id
+        try:
+            if slot.error is not None:
+                self._put_status(slot, "error", slot.error)
+                return
+            if slot.source is None:
+                if slot.stop_requested.is_set():
+                    return
+                try:
+                    slot.source = open_source(slot.cfg)
+                except SourceError as exc:
+                    log.error("%s", exc)
+                    self._put_status(slot, "error", str(exc))
+                    return
+                if slot.stop_requested.is_set():  # stop() raced with the opening
+                    slot.source.stop()
+            self.stats.update(source_id, state="running")
+            for item in slot.source:
+                if isinstance(item, Frame):
+                    self.stats.frame_decoded(source_id)
+                elif item.kind == "started" and item.info.get("frame_count"):
+                    self.stats.update(source_id, expected_frames=int(item.info["frame_count"]))
+                slot.queue.put(item)
+        except QueueClosed:
+            pass  # aborted
+        except Exception as exc:  # a broken source must not take the others down
+            message = f"source {source_id!r} failed: {type(exc).__name__}: {redact_text(str(exc))}"
+            log.exception("%s", message)
+            try:
+                self._put_status(slot, "error", message)
+                self._put_status(slot, "ended", "error")
+            except QueueClosed:
+                pass
+        finally:
+            if slot.source is not None:
+                try:
+                    slot.source.close()
+                except Exception:
+                    log.exception("source %s: close failed", source_id)
+            slot.queue.close()
+
+    def _put_status(self, slot: _SourceSlot, kind: str, reason: str) -> None:
+        slot.queue.put(StreamStatus(source_id=slot.cfg.id, kind=kind, time=time.time(), reason=reason))  # type: ignore[arg-type]
+
+
+def _all_failed(reasons: list[str]) -> MaskstreamError:
+    if len(reasons) == 1:
+        return MaskstreamError(reasons[0])
+    return MaskstreamError(f"all {len(reasons)} sources failed; first: {reasons[0]}")

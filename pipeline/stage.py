@@ -1,0 +1,182 @@
+"""The stage contract: what every step of the pipeline implements, and the thread that drives one.
+
+A stage knows nothing of its neighbours (as a GStreamer element knows only its pads). It receives items in
+order on ONE channel — data (frames, batches, results) interleaved with control items (`StreamStatus`,
+`TracksEnded`, `EndOfStream`) — and returns what goes downstream. Keeping status on the same channel as data is
+what keeps a source's `stream.started` before its first track event and `stream.ended` after its last one.
+
+Errors never kill the pipeline: an exception while processing an item is logged with its context (stage, source
+id, frame index) and becomes a `StreamStatus(kind="error")` for each source the item carried, so the affected
+stream reports it and every other stream keeps going.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.frames import Frame, FrameResult, StreamStatus, TrackTransition
+from pipeline.queues import BoundedQueue, Empty, QueueClosed, QueueGroup
+from pipeline.redact import redact_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfStream:
+    """Control item: every source is done; stages flush (`finish`) and pass it on, then their thread ends."""
+
+
+@dataclass(slots=True)
+class TracksEnded:
+    """Control item: the tracker closed every open track of a source at its end of stream."""
+
+    source_id: str
+    transitions: list[TrackTransition] = field(default_factory=list)
+    time: float = field(default_factory=time.time)
+
+
+class StageError(Exception):
+    """A stage failed on an item; the message carries the context an operator needs to find it."""
+
+    def __init__(self, stage: str, context: list[tuple[str, int | None]], cause: BaseException) -> None:
+        where = ", ".join(f"{sid} frame {idx}" if idx is not None else sid for sid, idx in context) or "no source"
+        super().__init__(f"stage {stage} failed on {where}: {type(cause).__name__}: {redact_text(str(cause))}")
+        self.stage = stage
+        self.context = context
+        self.cause = cause
+
+
+class Stage(ABC):
+    """One step of the pipeline. Runs in its own thread; sees items one at a time, in order.
+
+    Override `process` (data items). The defaults pass control items through unchanged and flush nothing.
+    """
+
+    name: str = "stage"
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Called once in the stage's thread before the first item (e.g. to warm up a model)."""
+
+    @abstractmethod
+    def process(self, item: Any) -> Iterable[Any]:
+        """Handle one data item; return the items to send downstream (possibly none)."""
+
+    def on_status(self, status: StreamStatus) -> Iterable[Any]:
+        """A source's status change. Stages that hold back data (the batcher) flush it first."""
+        return [status]
+
+    def on_control(self, item: Any) -> Iterable[Any]:
+        """Any other control item (e.g. `TracksEnded`)."""
+        return [item]
+
+    def finish(self) -> Iterable[Any]:
+        """End of all streams: return whatever is still held back."""
+        return []
+
+    def wait_timeout(self) -> float | None:
+        """How long the thread may wait for the next item before calling `on_idle` (None = forever)."""
+        return None
+
+    def on_idle(self) -> Iterable[Any]:
+        """Nothing arrived within `wait_timeout()` (e.g. the batcher sends a partial batch)."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; called once in the stage's thread, after `finish` or after an abort."""
+
+
+def item_context(item: Any) -> list[tuple[str, int | None]]:
+    """(source id, frame index) of every frame an item carries, for error messages."""
+    if isinstance(item, Frame):
+        return [(item.source_id, item.index)]
+    if isinstance(item, FrameResult):
+        return [(item.frame.source_id, item.frame.index)]
+    if isinstance(item, StreamStatus):
+        return [(item.source_id, item.frame_index)]
+    frames = getattr(item, "frames", None)
+    if frames is not None:
+        return [(f.source_id, f.index) for f in frames]
+    return []
+
+
+def is_control(item: Any) -> bool:
+    return isinstance(item, StreamStatus | TracksEnded | EndOfStream)
+
+
+class StageThread(threading.Thread):
+    """Drives one stage: input queue → stage → output queue, until `EndOfStream` or the input closes."""
+
+    def __init__(self, stage: Stage, inbox: BoundedQueue | QueueGroup, outbox: BoundedQueue | None) -> None:
+        super().__init__(name=f"stage-{stage.name}", daemon=True)
+        self.stage = stage
+        self.inbox = inbox
+        self.outbox = outbox
+        self.errors = 0
+        self.failure: BaseException | None = None  # set when the stage itself broke (start/finish raised)
+        self.items_in = 0
+
+    def run(self) -> None:
+        try:
+            self.stage.start()
+            while True:
+                try:
+                    item = self.inbox.get(self.stage.wait_timeout())
+                except Empty:
+                    self._emit(self.stage.on_idle())
+                    continue
+                except QueueClosed:  # every producer is done: same as an explicit end of stream
+                    item = EndOfStream()
+                self.items_in += 1
+                if isinstance(item, EndOfStream):
+                    self._emit(self.stage.finish())
+                    self._emit([item])
+                    break
+                self._handle(item)
+        except QueueClosed:
+            pass  # the runner aborted: downstream is gone
+        except BaseException as exc:  # a broken stage must not hang the pipeline: report it and end
+            self.failure = exc
+            log.exception("stage %s stopped: %s", self.stage.name, exc)
+        finally:
+            try:
+                self.stage.close()
+            except Exception:
+                log.exception("stage %s: close failed", self.stage.name)
+            if self.outbox is not None and self.failure is not None:
+                self.outbox.close()
+
+    def _handle(self, item: Any) -> None:
+        try:
+            if isinstance(item, StreamStatus):
+                outputs = self.stage.on_status(item)
+            elif is_control(item):
+                outputs = self.stage.on_control(item)
+            else:
+                outputs = self.stage.process(item)
+            self._emit(outputs)
+        except QueueClosed:
+            raise
+        except Exception as exc:
+            self.errors += 1
+            error = StageError(self.stage.name, item_context(item), exc)
+            log.error("%s", error, exc_info=log.isEnabledFor(logging.DEBUG))
+            sources = dict.fromkeys(sid for sid, _ in item_context(item))
+            self._emit(
+                [StreamStatus(source_id=sid, kind="error", time=time.time(), reason=str(error)) for sid in sources]
+            )
+            if isinstance(item, StreamStatus):  # a status must still reach the end (stream.ended ordering)
+                self._emit([item])
+
+    def _emit(self, outputs: Iterable[Any]) -> None:
+        if self.outbox is None:
+            for _ in outputs:  # consume generators of a sink stage
+                pass
+            return
+        for out in outputs:
+            self.outbox.put(out)

@@ -1,0 +1,173 @@
+"""Mask post-processing: the model's small per-box mask probabilities → full-frame masks → COCO RLE.
+
+torchvision pastes masks one detection at a time in a Python loop (`paste_masks_in_image`). Here all N masks of a
+frame are pasted at once. Bilinear resampling is separable, so pasting mask n into the frame is
+`Wy[n] @ P[n] @ Wx[n]^T`, with `Wy` (H x M) and `Wx` (W x M) the interpolation weights of its box: two batched
+matrix products, on whatever device the model ran on. The weights reproduce torchvision's geometry exactly (box
+expanded by one mask cell of padding, integer box corners, `align_corners=False` bilinear with edge clamping), so
+the masks match torchvision's to within float rounding.
+
+The product is computed transposed, as N x W x H, so the thresholded masks are already the Fortran-ordered
+H x W x N array pycocotools encodes in one call — no copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+
+from pipeline.frames import Detections, Frame, FrameResult
+from pipeline.metrics import FRAMES_PROCESSED
+from pipeline.stage import Stage
+
+# Pasting works in chunks of detections so the float intermediate (N x W x H) stays below this many elements.
+_MAX_CHUNK_ELEMENTS = 24_000_000
+
+
+def _interpolation_weights(
+    start: torch.Tensor, length: torch.Tensor, size: int, mask_size: int, clip_lo: torch.Tensor, clip_hi: torch.Tensor
+) -> torch.Tensor:
+    """(N, size, mask_size) weights that resample a mask of `mask_size` cells onto pixels [start, start+length).
+
+    Matches `F.interpolate(mode="bilinear", align_corners=False)`: source = (j + 0.5) * M / length - 0.5, clamped
+    at 0; the two neighbouring cells share the weight. Pixels outside [start, start+length) and outside
+    [clip_lo, clip_hi) get no weight (they stay empty).
+    """
+    n = start.shape[0]
+    device = start.device
+    pixels = torch.arange(size, device=device, dtype=torch.float32)[None, :]  # (1, size)
+    j = pixels - start[:, None].float()  # position inside the pasted box, (N, size)
+    valid = (j >= 0) & (j < length[:, None]) & (pixels >= clip_lo[:, None]) & (pixels < clip_hi[:, None])
+    scale = mask_size / length[:, None].float()
+    src = ((j + 0.5) * scale - 0.5).clamp(min=0.0)
+    i0 = src.floor().clamp(max=mask_size - 1)
+    lam1 = src - i0
+    i0 = i0.long()
+    i1 = (i0 + 1).clamp(max=mask_size - 1)
+    weights = torch.zeros(n, size, mask_size, device=device, dtype=torch.float32)
+    w0 = torch.where(valid, 1.0 - lam1, torch.zeros_like(lam1))
+    w1 = torch.where(valid, lam1, torch.zeros_like(lam1))
+    weights.scatter_add_(2, i0[..., None], w0[..., None])
+    weights.scatter_add_(2, i1[..., None], w1[..., None])
+    return weights
+
+
+def paste_masks(
+    mask_probs: torch.Tensor,
+    boxes: torch.Tensor,
+    height: int,
+    width: int,
+    threshold: float = 0.5,
+    clip_to_box: bool = True,
+) -> torch.Tensor:
+    """Paste N mask probability maps (N x M x M, or N x 1 x M x M) into an H x W frame; returns bool (N, W, H).
+
+    The result is transposed (N, W, H) so `.numpy().transpose(2, 1, 0)` is a Fortran-ordered (H, W, N) array.
+    `clip_to_box=True` keeps every mask inside its detection box (rounded outwards), as consumers expect;
+    torchvision lets the one-cell padding spill up to 1/M of the box size outside.
+    """
+    if mask_probs.dim() == 4:
+        mask_probs = mask_probs[:, 0]
+    n = mask_probs.shape[0]
+    device = mask_probs.device
+    if n == 0:
+        return torch.zeros((0, width, height), dtype=torch.bool, device=device)
+    m = mask_probs.shape[-1]
+    # torchvision's expand_masks: pad one empty cell on each side and grow the box by the same ratio
+    padded = torch.nn.functional.pad(mask_probs.float(), (1, 1, 1, 1))
+    mp = m + 2
+    boxes = boxes.float()
+    scale = mp / m
+    half_w = (boxes[:, 2] - boxes[:, 0]) * 0.5 * scale
+    half_h = (boxes[:, 3] - boxes[:, 1]) * 0.5 * scale
+    cx = (boxes[:, 2] + boxes[:, 0]) * 0.5
+    cy = (boxes[:, 3] + boxes[:, 1]) * 0.5
+    x0 = (cx - half_w).to(torch.int64)  # truncation, as torchvision's .to(int64)
+    y0 = (cy - half_h).to(torch.int64)
+    x1 = (cx + half_w).to(torch.int64)
+    y1 = (cy + half_h).to(torch.int64)
+    w = (x1 - x0 + 1).clamp(min=1)
+    h = (y1 - y0 + 1).clamp(min=1)
+    if clip_to_box:
+        clip_x = (boxes[:, 0].floor(), boxes[:, 2].ceil())
+        clip_y = (boxes[:, 1].floor(), boxes[:, 3].ceil())
+    else:
+        inf = torch.full((n,), float("inf"), device=device)
+        clip_x = clip_y = (-inf, inf)
+
+    out = torch.empty((n, width, height), dtype=torch.bool, device=device)
+    chunk = max(1, _MAX_CHUNK_ELEMENTS // max(1, width * height))
+    for lo in range(0, n, chunk):
+        sl = slice(lo, lo + chunk)
+        wx = _interpolation_weights(x0[sl], w[sl], width, mp, clip_x[0][sl], clip_x[1][sl])  # (n, W, M)
+        wy = _interpolation_weights(y0[sl], h[sl], height, mp, clip_y[0][sl], clip_y[1][sl])  # (n, H, M)
+        # (W x M) @ (M x M)^T @ (M x H) = the pasted mask, transposed
+        pasted_t = torch.bmm(wx, torch.bmm(padded[sl].transpose(1, 2), wy.transpose(1, 2)))
+        out[sl] = pasted_t > threshold
+    return out
+
+
+def encode_rles(masks_nwh: np.ndarray) -> list[dict[str, Any]]:
+    """COCO RLEs of bool masks laid out (N, W, H) C-contiguous, in ONE pycocotools call; counts as str (JSON-safe)."""
+    if masks_nwh.shape[0] == 0:
+        return []
+    fortran_hwn = masks_nwh.view(np.uint8).transpose(2, 1, 0)  # a view, already Fortran-ordered
+    rles = mask_utils.encode(fortran_hwn)
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("ascii")
+        rle["size"] = [int(s) for s in rle["size"]]
+    return rles
+
+
+@dataclass(slots=True)
+class RawDetections:
+    """What the model found in one frame, still on its device: boxes in full-frame pixels, masks at M x M."""
+
+    boxes: torch.Tensor  # (N, 4)
+    scores: torch.Tensor  # (N,)
+    labels: torch.Tensor  # (N,)
+    mask_probs: torch.Tensor  # (N, 1, M, M)
+
+
+@dataclass(slots=True)
+class InferenceBatch:
+    """A batch's frames with the model's raw detections, in the same order."""
+
+    frames: list[Frame]
+    detections: list[RawDetections]
+    created: float
+
+
+def frame_detections(frame: Frame, raw: RawDetections, mask_threshold: float, clip_to_box: bool = True) -> Detections:
+    """Raw model output of one frame → `Detections` (full-frame bool masks + RLEs, numpy on the CPU)."""
+    height, width = frame.size
+    masks_nwh = paste_masks(raw.mask_probs, raw.boxes, height, width, mask_threshold, clip_to_box).cpu().numpy()
+    return Detections(
+        boxes=raw.boxes.float().cpu().numpy().astype(np.float32, copy=False),
+        scores=raw.scores.float().cpu().numpy().astype(np.float32, copy=False),
+        labels=raw.labels.cpu().numpy().astype(np.int64, copy=False),
+        masks=masks_nwh.transpose(0, 2, 1),  # (N, H, W) view of the same memory
+        rles=encode_rles(masks_nwh),
+    )
+
+
+class MasksStage(Stage):
+    """`InferenceBatch` → one `FrameResult` per frame, in order."""
+
+    name = "masks"
+
+    def __init__(self, mask_threshold: float = 0.5, clip_to_box: bool = True) -> None:
+        self.mask_threshold = mask_threshold
+        self.clip_to_box = clip_to_box
+
+    def process(self, item: InferenceBatch) -> Iterable[FrameResult]:
+        results = []
+        for frame, raw in zip(item.frames, item.detections, strict=True):
+            results.append(FrameResult(frame, frame_detections(frame, raw, self.mask_threshold, self.clip_to_box)))
+            FRAMES_PROCESSED.labels(source=frame.source_id).inc()
+        return results

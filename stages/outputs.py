@@ -1,0 +1,123 @@
+"""The last two stages: tracking, then turning results into events and handing them to every sink.
+
+`TrackingStage` wraps the tracker (`stages.tracker.TrackerStage`) in the stage contract: at a source's end of
+stream it closes the source's open tracks (`TracksEnded`) *before* passing the `ended` status on, so
+`track.ended` always precedes `stream.ended`.
+
+`PublishStage` builds events (`pipeline.events.EventBuilder`) and hands them to the event sinks (Redis, JSON
+Lines: they never block on I/O) and results to the frame sinks (annotated MP4, MOT files). It is also where a
+frame's end-to-end latency is measured: capture (decoder output) → events handed to the publisher.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from pipeline.events import EventBuilder, EventSink
+from pipeline.frames import FrameResult, StreamStatus
+from pipeline.metrics import END_TO_END_SECONDS, SOURCE_FPS
+from pipeline.stage import Stage, TracksEnded
+from pipeline.stats import RunStats
+from stages.tracker import TrackerStage
+
+log = logging.getLogger(__name__)
+
+
+class FrameSink(Protocol):
+    """Consumes whole results (not events): annotated video, MOT files."""
+
+    def write(self, result: FrameResult) -> None: ...
+
+    def end_source(self, source_id: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class TrackingStage(Stage):
+    name = "tracker"
+
+    def __init__(self, tracker: TrackerStage) -> None:
+        self.tracker = tracker
+
+    def process(self, item: FrameResult) -> Iterable[FrameResult]:
+        return [self.tracker.process(item)]
+
+    def on_status(self, status: StreamStatus) -> Iterable[Any]:
+        if status.kind == "ended":
+            return [TracksEnded(status.source_id, self.tracker.finish(status.source_id)), status]
+        return [status]
+
+
+class PublishStage(Stage):
+    name = "publish"
+
+    def __init__(
+        self,
+        builder: EventBuilder,
+        event_sinks: list[EventSink],
+        frame_sinks: list[FrameSink] | None = None,
+        stats: RunStats | None = None,
+        close_timeout_s: float = 30.0,
+    ) -> None:
+        self.builder = builder
+        self.event_sinks = event_sinks
+        self.frame_sinks = frame_sinks or []
+        self.stats = stats
+        self.close_timeout_s = close_timeout_s
+
+    def process(self, item: FrameResult) -> Iterable[Any]:
+        frame = item.frame
+        events = self.builder.for_frame(item)
+        if events:
+            self._publish(frame.source_id, events)
+        for sink in self.frame_sinks:
+            sink.write(item)
+        latency = max(0.0, time.time() - frame.capture_time)
+        END_TO_END_SECONDS.labels(source=frame.source_id).observe(latency)
+        if self.stats is not None:
+            self.stats.frame_done(frame.source_id, latency)
+            SOURCE_FPS.labels(source=frame.source_id).set(self.stats.sources[frame.source_id].fps())
+        return []
+
+    def on_status(self, status: StreamStatus) -> Iterable[Any]:
+        self._publish(status.source_id, [self.builder.for_status(status)])
+        if self.stats is not None:
+            if status.kind == "error":
+                self.stats.error(status.source_id, status.reason or "error")
+            elif status.kind == "started":
+                self.stats.update(status.source_id, state="running", info=dict(status.info))
+            elif status.kind == "ended":
+                state = "failed" if self.stats.sources[status.source_id].failed else "ended"
+                self.stats.update(status.source_id, state=state, end_reason=status.reason)
+        if status.kind == "ended":
+            for sink in self.frame_sinks:
+                sink.end_source(status.source_id)
+        return []
+
+    def on_control(self, item: Any) -> Iterable[Any]:
+        if isinstance(item, TracksEnded):
+            events = self.builder.for_ended_tracks(item.source_id, item.transitions)
+            if events:
+                self._publish(item.source_id, events)
+        return []
+
+    def _publish(self, source_id: str, events: list[dict[str, Any]]) -> None:
+        for sink in self.event_sinks:
+            sink.publish(source_id, events)
+        if self.stats is not None:
+            self.stats.events_published(source_id, events)
+
+    def close(self) -> None:
+        for sink in self.frame_sinks:
+            try:
+                sink.close()
+            except Exception:
+                log.exception("closing %s failed", type(sink).__name__)
+        for sink in self.event_sinks:
+            try:
+                sink.close(self.close_timeout_s)
+            except Exception:
+                log.exception("closing %s failed", type(sink).__name__)
