@@ -513,10 +513,17 @@ class LiveSource(VideoSource):
     def _connect(self) -> av.container.InputContainer:
         """Open the stream; raises `_ConnectError` with a redacted one-line reason."""
         cfg = self.cfg
+        began = time.monotonic()
         try:
             container = open_input(cfg.url, options=self._options(), timeout=(cfg.open_timeout_s, cfg.read_timeout_s))
         except (av.error.FFmpegError, OSError) as exc:
-            raise _ConnectError(describe_av_error(exc, timeout_hint=cfg.open_timeout_s)) from None
+            waited = time.monotonic() - began
+            reason = describe_av_error(exc, timeout_hint=cfg.open_timeout_s)
+            silent = isinstance(exc, av.error.ExitError | av.error.InvalidDataError) or "timed out" in reason
+            if silent and waited >= 0.9 * min(cfg.open_timeout_s, cfg.read_timeout_s):
+                # FFmpeg words a server that accepts and then says nothing as 'invalid data': say what happened.
+                reason = f"no answer from the server within {waited:.1f} s"
+            raise _ConnectError(reason) from None
         if not container.streams.video:
             container.close()
             raise _ConnectError("no video stream")
