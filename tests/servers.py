@@ -79,3 +79,33 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_tls_files(directory: Path) -> dict[str, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1/localhost (openssl CLI), for TLS tests.
+
+    Returns paths under the keys `ca`, `cert`, `key` and `redis_args`-ready options via `redis_tls_args`.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("openssl is not installed (Debian: apt-get install openssl)")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
+    ext = directory / "server.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=maskstream test CA",
+        "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(csr))
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2",
+        "-extfile", str(ext), "-out", str(cert))  # fmt: skip
+    return {"ca": ca, "cert": cert, "key": key}
+
+
+def redis_tls_args(files: dict[str, Path]) -> list[str]:
+    """redis-server options serving TLS with `make_tls_files` output (clients need no certificate)."""
+    return ["--tls-cert-file", str(files["cert"]), "--tls-key-file", str(files["key"]),
+            "--tls-ca-cert-file", str(files["ca"]), "--tls-auth-clients", "no"]  # fmt: skip
