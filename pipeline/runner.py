@@ -180,6 +180,20 @@ class Pipeline:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def aborted(self) -> bool:
+        return self._aborted.is_set()
+
+    def ready(self) -> tuple[bool, str]:
+        """(ready, why): the model is loaded and every event sink that can be down is connected."""
+        if not self.model_ready.is_set():
+            return False, "model not loaded"
+        for sink in self.event_sinks:
+            stats = getattr(sink, "stats", None)
+            if callable(stats) and not stats().get("connected", True):
+                return False, f"{type(sink).__name__} not connected"
+        return True, "ready"
+
     def healthy(self) -> bool:
         """Every stage thread that was started is alive or finished normally (none broke)."""
         return all(t.failure is None for t in self._stage_threads) and not self._aborted.is_set()

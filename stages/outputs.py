@@ -31,7 +31,9 @@ class FrameSink(Protocol):
 
     def write(self, result: FrameResult) -> None: ...
 
-    def end_source(self, source_id: str) -> None: ...
+    def end_source(self, source_id: str) -> None: ...  # its end of stream: close its file
+
+    # optional: def start_source(self, source_id: str, info: dict) -> None  (the `started` status info)
 
     def close(self) -> None: ...
 
@@ -92,9 +94,11 @@ class PublishStage(Stage):
             elif status.kind == "ended":
                 state = "failed" if self.stats.sources[status.source_id].failed else "ended"
                 self.stats.update(status.source_id, state=state, end_reason=status.reason)
-        if status.kind == "ended":
-            for sink in self.frame_sinks:
+        for sink in self.frame_sinks:
+            if status.kind == "ended":
                 sink.end_source(status.source_id)
+            elif status.kind == "started" and hasattr(sink, "start_source"):
+                sink.start_source(status.source_id, dict(status.info))
         return []
 
     def on_control(self, item: Any) -> Iterable[Any]:
