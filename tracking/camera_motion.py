@@ -43,7 +43,7 @@ class CameraMotionEstimator:
         mode: str = "auto",
         model: str = "similarity",
         width: int = 320,
-        max_features: int = 300,
+        max_features: int = 150,
         min_motion_px: float = 0.25,
     ) -> None:
         if mode not in ("off", "auto", "flow", "ecc"):
@@ -57,12 +57,14 @@ class CameraMotionEstimator:
         self.min_motion_px = min_motion_px
         self._prev_grey: np.ndarray | None = None
         self._prev_usable: np.ndarray | None = None
+        self._prev_points: np.ndarray | None = None  # background corners in the previous frame, (N, 1, 2)
         self._full_size: tuple[int, int] | None = None
         self._scale = 1.0
 
     def reset(self) -> None:
         self._prev_grey = None
         self._prev_usable = None
+        self._prev_points = None
         self._full_size = None
 
     def estimate(
@@ -82,6 +84,7 @@ class CameraMotionEstimator:
             self._full_size = (full_h, full_w)
             self._scale = min(1.0, self.width / full_w)
             self._prev_grey = None
+            self._prev_points = None
         grey = self._downscale_grey(image)
         usable = self._background_mask(grey.shape, boxes, masks)
         prev_grey, prev_usable = self._prev_grey, self._prev_usable
@@ -125,6 +128,7 @@ class CameraMotionEstimator:
         s = self._scale
         small_h, small_w = shape[:2]
         have_masks = masks is not None and masks.ndim == 3 and len(masks) == len(boxes)
+        step = max(1, round(1.0 / s))
         for i, box in enumerate(np.asarray(boxes, dtype=np.float64)):
             x1 = int(np.clip(np.floor(box[0] * s), 0, small_w))
             y1 = int(np.clip(np.floor(box[1] * s), 0, small_h))
@@ -132,32 +136,39 @@ class CameraMotionEstimator:
             y2 = int(np.clip(np.ceil(box[3] * s), 0, small_h))
             if x2 <= x1 or y2 <= y1:
                 continue
-            if have_masks:
-                # Subsample the mask inside the box onto the small grid (nearest pixel), no full-frame work.
-                ys = np.minimum((np.arange(y1, y2) / s).astype(np.intp), masks.shape[1] - 1)
-                xs = np.minimum((np.arange(x1, x2) / s).astype(np.intp), masks.shape[2] - 1)
-                region = masks[i][np.ix_(ys, xs)]
-                usable[y1:y2, x1:x2][region] = 0
-            else:
+            if not have_masks:
                 usable[y1:y2, x1:x2] = 0
+                continue
+            # Strided view of the mask inside the box (no full-frame work), fitted to the small box if the
+            # scale is not a whole step.
+            region = masks[i, round(y1 / s) : round(y2 / s) : step, round(x1 / s) : round(x2 / s) : step]
+            if region.shape != (y2 - y1, x2 - x1):
+                if region.size == 0:
+                    continue
+                region = cv2.resize(region.view(np.uint8), (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
+                region = region.view(bool)
+            usable[y1:y2, x1:x2][region] = 0
         kernel = np.ones((2 * _EXCLUDE_DILATE_PX + 1, 2 * _EXCLUDE_DILATE_PX + 1), np.uint8)
         return cv2.erode(usable, kernel)
 
     def _flow_warp(self, prev: np.ndarray, prev_usable: np.ndarray | None, cur: np.ndarray) -> np.ndarray | None:
-        min_distance = max(3.0, prev.shape[1] / 64)
-        points = cv2.goodFeaturesToTrack(
-            prev,
-            maxCorners=self.max_features,
-            qualityLevel=0.01,
-            minDistance=min_distance,
-            mask=prev_usable,
-            blockSize=3,
-        )
+        points = self._prev_points
+        if points is None or len(points) < self.max_features // 2:
+            # Too few corners carried over from the last frame: detect afresh (the costly part, so not every frame).
+            points = cv2.goodFeaturesToTrack(
+                prev,
+                maxCorners=self.max_features,
+                qualityLevel=0.01,
+                minDistance=max(3.0, prev.shape[1] / 48),
+                mask=prev_usable,
+                blockSize=3,
+            )
+        self._prev_points = None
         if points is None or len(points) < _MIN_FLOW_POINTS:
             return None
         moved, status, _err = cv2.calcOpticalFlowPyrLK(
-            prev, cur, points, None, winSize=(15, 15), maxLevel=3,
-            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
+            prev, cur, points, None, winSize=(11, 11), maxLevel=3,
+            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03),
         )  # fmt: skip
         if moved is None:
             return None
@@ -183,7 +194,23 @@ class CameraMotionEstimator:
             return None
         if matrix.shape == (2, 3):
             matrix = np.vstack([matrix, [0.0, 0.0, 1.0]])
-        return matrix if np.all(np.isfinite(matrix)) else None
+        if not np.all(np.isfinite(matrix)):
+            return None
+        self._carry_points(dst[inliers.reshape(-1).astype(bool)], cur.shape)
+        return matrix
+
+    def _carry_points(self, points: np.ndarray, shape: tuple[int, ...]) -> None:
+        """Background corners found again in this frame are followed into the next one (as a KLT tracker does),
+        except those now under a detected object."""
+        h, w = shape[:2]
+        xs = np.round(points[:, 0]).astype(np.intp)
+        ys = np.round(points[:, 1]).astype(np.intp)
+        inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+        points, xs, ys = points[inside], xs[inside], ys[inside]
+        if self._prev_usable is not None:
+            keep = self._prev_usable[ys, xs] > 0
+            points = points[keep]
+        self._prev_points = np.ascontiguousarray(points.reshape(-1, 1, 2), dtype=np.float32)
 
     def _ecc_warp(self, prev: np.ndarray, prev_usable: np.ndarray | None, cur: np.ndarray) -> np.ndarray | None:
         motion = {

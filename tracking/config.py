@@ -123,7 +123,10 @@ class TrackerConfig(BaseModel):
         320, ge=64, le=1920, description="Frames are downscaled to this width (grey) for motion estimation."
     )
     camera_motion_max_features: int = Field(
-        300, ge=16, le=5000, description="Background corners tracked by sparse optical flow per frame."
+        150,
+        ge=16,
+        le=5000,
+        description="Background corners followed by sparse optical flow; re-detected when fewer than half remain.",
     )
     camera_motion_min_px: float = Field(
         0.25,
