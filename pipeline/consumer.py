@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -198,9 +199,9 @@ class EventConsumer:
         consumer: str,
         streams: str | Sequence[str] | None = None,
         *,
-        tls_ca_cert_file: str | None = None,
-        tls_cert_file: str | None = None,
-        tls_key_file: str | None = None,
+        tls_ca_cert_file: str | Path | None = None,
+        tls_cert_file: str | Path | None = None,
+        tls_key_file: str | Path | None = None,
         connect_timeout_s: float = 5.0,
         **kwargs: Any,
     ) -> EventConsumer:
@@ -228,8 +229,8 @@ class EventConsumer:
             time.sleep(self.block_ms / 1000 if block_s is None else block_s)
             return []
         try:
-            if self._backlog:
-                return self._read_backlog()
+            if self._backlog and (events := self._read_backlog()):
+                return events
             if now >= self._next_claim:
                 self._next_claim = now + max(0.05, self.claim_min_idle_ms / 2000)
                 claimed = self._claim_stale()
