@@ -11,6 +11,7 @@ fp32 in the kernel, as under torchvision's autocast). Everything else that the k
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
@@ -136,8 +137,9 @@ class RoIAlignFunction(torch.autograd.Function):
         geometry: PoolGeometry,
         backend: str,
     ) -> torch.Tensor:
-        output = features.new_empty((rois.shape[0], features.shape[1], geometry.pooled_height, geometry.pooled_width))
-        check_int32("the output", output.numel())
+        shape = (rois.shape[0], features.shape[1], geometry.pooled_height, geometry.pooled_width)
+        check_int32("the output", math.prod(shape))  # before allocating it
+        output = features.new_empty(shape)
         launcher_for(backend, features.device)(plan_forward(features, rois, output, spatial_scale, geometry))
         ctx.save_for_backward(rois)
         ctx.meta = (features.shape, features.dtype, spatial_scale, geometry, backend)
