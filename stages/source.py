@@ -489,7 +489,7 @@ class LiveSource(VideoSource):
         self.reconnect_count = 0
         self.connect_count = 0
         self._started_sent = False
-        self._connected = False
+        self._announced_down = False
         self._finished = False
 
     def _last_index(self) -> int | None:
@@ -662,12 +662,12 @@ class LiveSource(VideoSource):
         if not self._started_sent:
             self._started_sent = True
             self._push(self._status("started"))
-        if self._connected or attempt <= 1:
+        if not self._announced_down:  # one `disconnected` per outage; the retries are logged
+            self._announced_down = True
             log.warning("source %s: disconnected: %s", self.source_id, reason)
             self._push(self._status("disconnected", reason, attempt=attempt))
         else:
             log.info("source %s: still down (attempt %d): %s", self.source_id, attempt, reason)
-        self._connected = False
         self._up.set(0)
 
     def _read_connection(self, container: av.container.InputContainer) -> tuple[bool, str]:
@@ -681,7 +681,7 @@ class LiveSource(VideoSource):
             if not self._started_sent:
                 self._started_sent = True
                 self._push(self._status("started", **info.as_dict()))
-            self._connected = True
+            self._announced_down = False
             self._push(self._status("connected", reconnects=self.reconnect_count, **info.as_dict()))
             log.info(
                 "source %s: connected to %s (%dx%d %s, %s fps)",
