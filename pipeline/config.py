@@ -11,6 +11,7 @@ becomes ONE line naming the file, the field path and the bad value, e.g.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import sys
@@ -66,6 +67,12 @@ class ModelConfig(BaseModel):
     threads: int | None = Field(
         None, ge=1, description="CPU threads for the model (torch intra-op); null = torch's default (one per core)."
     )
+
+    @field_validator("weights", "arch")
+    @classmethod
+    def _empty_is_default(cls, value: str | None) -> str | None:
+        # `weights: ${MASKSTREAM_WEIGHTS:-}` in a config means "the default" when the variable is unset
+        return value or None
 
 
 class BatcherConfig(BaseModel):
@@ -421,10 +428,10 @@ def _model_section(model: type[BaseModel], prefix: str, lines: list[str], seen: 
 
 
 def _default_text(field: Any) -> str:
-    if field.default_factory is not None:
-        value = field.default_factory()
-        return "see below" if isinstance(value, BaseModel) else f"`{value!r}`"
-    return f"`{'null' if field.default is None else field.default!r}`"
+    value = field.default_factory() if field.default_factory is not None else field.default
+    if isinstance(value, BaseModel):
+        return "see below"
+    return f"`{json.dumps(value, default=str)}`"
 
 
 def _is_list(annotation: Any) -> bool:

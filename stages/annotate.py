@@ -45,7 +45,7 @@ def draw_result(result: FrameResult, class_names: list[str]) -> np.ndarray:
         covered = det.masks.any(axis=0)
         image[covered] = (image[covered] * (1 - _ALPHA) + overlay[covered] * _ALPHA).astype(np.uint8)
     for index in range(len(det)):
-        x1, y1, x2, y2 = (int(round(v)) for v in det.boxes[index])
+        x1, y1, x2, y2 = (round(float(v)) for v in det.boxes[index])
         cv2.rectangle(image, (x1, y1), (x2, y2), colors[index], 2)
         name = class_names[det.labels[index]] if det.labels[index] < len(class_names) else str(det.labels[index])
         track = by_detection.get(index)
@@ -58,7 +58,7 @@ def draw_result(result: FrameResult, class_names: list[str]) -> np.ndarray:
     # coasting tracks (not observed this frame): dashed-looking thin box at the prediction
     for track in result.tracks:
         if track.detection_index is None:
-            x1, y1, x2, y2 = (int(round(v)) for v in track.box)
+            x1, y1, x2, y2 = (round(float(v)) for v in track.box)
             cv2.rectangle(image, (x1, y1), (x2, y2), track_color(track.track_id), 1)
     return image
 

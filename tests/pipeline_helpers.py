@@ -48,16 +48,12 @@ def tiny_maskrcnn(seed: int = 0, min_size: int = 180, max_size: int = 320) -> Ma
     return model.eval()
 
 
-
-
 def tiny_detector(seed: int = 0, **model_cfg: object) -> Detector:
     cfg = ModelConfig(device="cpu", score_threshold=0.2, **model_cfg)  # type: ignore[arg-type]
     return Detector.from_model(tiny_maskrcnn(seed), TINY_CLASSES, cfg, device=torch.device("cpu"), arch="tiny-test")
 
 
-def write_clip(
-    path: Path, frames: int = 30, size: tuple[int, int] = (320, 180), fps: int = 15, seed: int = 0
-) -> Path:
+def write_clip(path: Path, frames: int = 30, size: tuple[int, int] = (320, 180), fps: int = 15, seed: int = 0) -> Path:
     """A small H.264 (or MPEG-4) clip of bright shapes moving over a textured background."""
     width, height = size
     rng = np.random.default_rng(seed)
