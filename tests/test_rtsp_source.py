@@ -394,3 +394,11 @@ def test_no_thread_or_fd_leak_after_many_reconnects(rtsp_server):
     time.sleep(0.3)
     assert thread_and_fd_counts() == baseline
     assert source.reconnect_count >= 4 and refused.source.reconnect_count == 39
+
+
+def test_udp_transport(rtsp_server):
+    reader = Reader(open_source(live_config(rtsp_server.url, "udpcam", transport="udp")))
+    reader.wait_frames(15, timeout=15)
+    reader.stop()
+    assert reader.kinds()[:2] == ["started", "connected"]
+    assert all(f.image.shape == (240, 320, 3) for f in reader.frames)
