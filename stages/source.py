@@ -107,6 +107,14 @@ class SourceConfig(BaseModel):
     read_timeout_s: float = Field(
         5.0, gt=0, description="Live: a read that gets no data for this long fails (a frozen server is seen in ~2x)."
     )
+    tls_verify: bool = Field(
+        False,
+        description="rtsps/https: verify the server's certificate (cameras often ship self-signed ones; give "
+        "`tls_ca_file` to trust yours). Off by default, as in FFmpeg.",
+    )
+    tls_ca_file: str | None = Field(
+        None, description="rtsps/https: PEM file of the certificate authorities to trust when `tls_verify` is on."
+    )
     stall_timeout_s: float = Field(
         10.0, gt=0, description="Live watchdog: no decoded frame for this many seconds means reconnect."
     )
@@ -125,6 +133,8 @@ class SourceConfig(BaseModel):
             self.live = isinstance(self.url, str) and url_scheme(self.url) in LIVE_SCHEMES
         if isinstance(self.url, list) and not self.url:
             raise ValueError("url: the list of files is empty")
+        if self.tls_ca_file is not None and not Path(self.tls_ca_file).is_file():
+            raise ValueError(f"tls_ca_file: no such file: {self.tls_ca_file}")
         if self.live and (self.start_s is not None or self.end_s is not None):
             raise ValueError("start_s/end_s apply to files only, not to live sources")
         if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
@@ -508,6 +518,10 @@ class LiveSource(VideoSource):
         }
         if url_scheme(cfg.url) in {"rtsp", "rtsps"}:
             options["rtsp_transport"] = cfg.transport
+        if url_scheme(cfg.url) in {"rtsps", "https"} and cfg.tls_verify:
+            options["tls_verify"] = "1"
+            if cfg.tls_ca_file:
+                options["ca_file"] = cfg.tls_ca_file
         return options
 
     def _connect(self) -> av.container.InputContainer:
@@ -523,6 +537,8 @@ class LiveSource(VideoSource):
             if silent and waited >= 0.9 * min(cfg.open_timeout_s, cfg.read_timeout_s):
                 # FFmpeg words a server that accepts and then says nothing as 'invalid data': say what happened.
                 reason = f"no answer from the server within {waited:.1f} s"
+            elif cfg.tls_verify and url_scheme(cfg.url) in {"rtsps", "https"} and reason == "Input/output error":
+                reason = "TLS handshake failed (is the server's certificate signed by tls_ca_file?)"
             raise _ConnectError(reason) from None
         if not container.streams.video:
             container.close()

@@ -28,6 +28,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def make_self_signed_pem(directory: Path) -> Path:
+    """A throw-away certificate + key for 127.0.0.1 (openssl CLI), in one PEM file as GStreamer wants it."""
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    pem = directory / "server.pem"
+    pem.write_text(cert.read_text() + key.read_text())
+    return pem
+
+
 def rtsp_server_available() -> bool:
     """True when gst-rtsp-server's bindings import in the system Python (a cheap probe for skip conditions)."""
     if not Path(SYSTEM_PYTHON).exists():
@@ -44,7 +57,8 @@ class RtspServer:
 
     The picture is GStreamer's moving test pattern, encoded live with x264 at `fps` (a key frame every second),
     so a client that connects at any time gets a decodable stream quickly. With `user`/`password` set the server
-    requires Basic authentication.
+    requires Basic authentication;
+    with `tls_pem` (see `make_self_signed_pem`) it serves RTSPS.
     """
 
     def __init__(
@@ -56,25 +70,33 @@ class RtspServer:
         fps: int = 30,
         user: str | None = None,
         password: str | None = None,
+        tls_pem: str | Path | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.tls_pem = str(tls_pem) if tls_pem else None  # certificate + key in one PEM file: serve RTSPS
         self.path = path
         self.width, self.height, self.fps = width, height, fps
         self.user, self.password = user, password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def scheme(self) -> str:
+        return "rtsps" if self.tls_pem else "rtsp"
+
+    @property
     def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}{self.path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{self.path}"
 
     def url_with_credentials(self, user: str | None = None, password: str | None = None) -> str:
         user = user if user is not None else self.user
         password = password if password is not None else self.password
-        return f"rtsp://{user}:{password}@127.0.0.1:{self.port}{self.path}"
+        return f"{self.scheme}://{user}:{password}@127.0.0.1:{self.port}{self.path}"
 
     def start(self, timeout: float = 20.0) -> RtspServer:
         cmd = [SYSTEM_PYTHON, __file__, "--port", str(self.port), "--path", self.path,
                "--width", str(self.width), "--height", str(self.height), "--fps", str(self.fps)]  # fmt: skip
+        if self.tls_pem:
+            cmd += ["--tls-pem", self.tls_pem]
         env = dict(os.environ)
         if self.user is not None:
             env["RTSP_TEST_USER"], env["RTSP_TEST_PASSWORD"] = self.user, self.password or ""
@@ -154,7 +176,7 @@ def _serve(argv: list[str]) -> None:  # runs under /usr/bin/python3 only
 
     gi.require_version("Gst", "1.0")
     gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import GLib, Gst, GstRtspServer
+    from gi.repository import Gio, GLib, Gst, GstRtspServer
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -162,6 +184,7 @@ def _serve(argv: list[str]) -> None:  # runs under /usr/bin/python3 only
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--tls-pem", default=None, help="certificate + key (PEM): serve RTSPS")
     args = parser.parse_args(argv)
 
     Gst.init(None)
@@ -176,15 +199,22 @@ def _serve(argv: list[str]) -> None:  # runs under /usr/bin/python3 only
     )
     factory.set_shared(True)
     user = os.environ.get("RTSP_TEST_USER")
-    if user is not None:
+    if user is not None or args.tls_pem:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
-        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, os.environ.get("RTSP_TEST_PASSWORD", "")), token)
+        if user is not None:
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, os.environ.get("RTSP_TEST_PASSWORD", "")), token)
+        else:
+            auth.set_default_token(token)  # TLS only: anonymous clients may play
+        if args.tls_pem:
+            auth.set_tls_certificate(Gio.TlsCertificate.new_from_file(args.tls_pem))
         server.set_auth(auth)
         permissions = GstRtspServer.RTSPPermissions()
         permissions.add_role_from_structure(
-            Gst.Structure.new_from_string("user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")
+            Gst.Structure.new_from_string(
+                "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+            )
         )
         factory.set_permissions(permissions)
     server.get_mount_points().add_factory(args.path, factory)

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from pipeline.errors import SourceError
 from pipeline.frames import Frame, StreamStatus
 from pipeline.metrics import FRAMES_DROPPED, RECONNECTS, SOURCE_UP
 from stages.source import LiveSource, SourceConfig, open_source
-from tests.rtsp_server import RtspServer, free_port, rtsp_server_available
+from tests.rtsp_server import RtspServer, free_port, make_self_signed_pem, rtsp_server_available
 
 pytestmark = [
     pytest.mark.rtsp,
@@ -402,3 +403,34 @@ def test_udp_transport(rtsp_server):
     reader.stop()
     assert reader.kinds()[:2] == ["started", "connected"]
     assert all(f.image.shape == (240, 320, 3) for f in reader.frames)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(server PEM with key, its certificate) and an unrelated certificate, generated for this test run."""
+    ours, other = tmp_path_factory.mktemp("tls"), tmp_path_factory.mktemp("tls-other")
+    make_self_signed_pem(other)
+    return make_self_signed_pem(ours), other / "cert.pem"
+
+
+def test_rtsps_with_and_without_certificate_verification(certificates):
+    server_pem, unrelated_cert = certificates
+    server = RtspServer(tls_pem=server_pem, user="admin", password="tls-secret").start()
+    try:
+        url = server.url_with_credentials()
+        assert url.startswith("rtsps://")
+        trusted = str(server_pem.parent / "cert.pem")
+        for extra in ({}, {"tls_verify": True, "tls_ca_file": trusted}):
+            reader = Reader(open_source(live_config(url, "tlscam", **extra)))
+            reader.wait_frames(5, timeout=15)
+            reader.stop()
+            assert reader.statuses[0].info["url"] == f"rtsps://admin:***@127.0.0.1:{server.port}/stream"
+        with pytest.raises(SourceError) as err:
+            open_source(
+                live_config(
+                    url, "tlsbad", tls_verify=True, tls_ca_file=str(unrelated_cert), reconnect={"enabled": False}
+                )
+            )
+        assert "TLS handshake failed" in str(err.value) and "tls-secret" not in str(err.value)
+    finally:
+        server.stop()
