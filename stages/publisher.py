@@ -31,6 +31,7 @@ from pipeline.metrics import EVENTS_DROPPED, EVENTS_PUBLISHED, EVENTS_SPOOLED, R
 from pipeline.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
+_VERSION = str(SCHEMA_VERSION)
 
 DEFAULT_STREAM_KEY = "maskstream:{{{source_id}}}:events"  # str.format template -> maskstream:{cam1}:events
 
@@ -411,22 +412,22 @@ class RedisPublisher:
         pipe = self._client.pipeline(transaction=True)
         now = time.time()
         for source_id, record in drops.items():
-            event = dropped_event(source_id, [record.first, record.last], record.count, now)
-            self._xadd(pipe, source_id, to_stream_fields(event))
+            report = dropped_event(source_id, [record.first, record.last], record.count, now)
+            fields = to_stream_fields(report)
+            self._xadd(pipe, source_id, fields["type"], fields["event_id"], fields["data"])
         for item in batch:
-            fields = {"type": item.type, "event_id": item.event_id, "v": str(SCHEMA_VERSION), "data": item.data}
-            self._xadd(pipe, item.source_id, fields)
+            self._xadd(pipe, item.source_id, item.type, item.event_id, item.data)
         if self.cfg.minid_window_s is not None:
             min_id = f"{int((now - self.cfg.minid_window_s) * 1000)}-0"
             for key in {self.cfg.key_for(s) for s in [*drops, *(item.source_id for item in batch)]}:
                 pipe.xtrim(key, minid=min_id, approximate=True)
         return pipe.execute(raise_on_error=False)
 
-    def _xadd(self, pipe: Any, source_id: str, fields: dict[str, str]) -> None:
-        if self.cfg.maxlen is not None:
-            pipe.xadd(self.cfg.key_for(source_id), fields, maxlen=self.cfg.maxlen, approximate=True)
-        else:
-            pipe.xadd(self.cfg.key_for(source_id), fields)
+    def _xadd(self, pipe: Any, source_id: str, type_: str, event_id: str, data: str) -> None:
+        # the raw command: redis-py's xadd() argument handling costs more than the packing when catching up
+        trim = ("MAXLEN", "~", self.cfg.maxlen) if self.cfg.maxlen is not None else ()
+        key = self.cfg.key_for(source_id)
+        pipe.execute_command("XADD", key, *trim, "*", "type", type_, "event_id", event_id, "v", _VERSION, "data", data)
 
     def _settle(self, batch: list[SpooledEvent], drops: dict[str, _DropRecord], results: list[Any]) -> None:
         """The batch is in Redis: take it off the spool, count it, report failed entries."""
