@@ -356,6 +356,7 @@ class FileSource(VideoSource):
         capper = RateLimiter(cfg.fps_cap) if cfg.fps_cap else None
         yield self._status("started", files=len(self.files), **self.first_info.as_dict())
         log.info("source %s: reading %s", self.source_id, self.display_url)
+        self._up.set(1)
         offset = 0.0  # where the current file starts on the source's timeline (pts of a list continue)
         reason = "end of input"
         for number, file in enumerate(self.files):
@@ -396,6 +397,7 @@ class FileSource(VideoSource):
                 offset += info.duration_s
         if self.stopped:
             reason = "stopped"
+        self._up.set(0)
         yield self._status("ended", reason, frames=self.frames_delivered, decode_errors=self.decode_error_count)
 
     def _file_frames(
