@@ -14,11 +14,13 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import PipelineConfig, load_config
-from pipeline.runner import Pipeline, RunReport
 from pipeline.stats import RunStats
+
+if TYPE_CHECKING:
+    from pipeline.runner import Pipeline, RunReport
 
 log = logging.getLogger("maskstream.run")
 
@@ -80,6 +82,8 @@ def _yaml_quote(value: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    from pipeline.runner import Pipeline  # torch and the stages load only when a run starts
+
     if args.verbose == 0:
         logging.getLogger().setLevel(cfg.log.level.upper())
     pipeline = Pipeline(cfg, run_id="")

@@ -205,10 +205,16 @@ class Pipeline:
         self._open_file_sources()  # cheap checks first: a missing file fails before the model loads
         if self._slots and all(slot.error for slot in self._slots):
             raise _all_failed([slot.error or "" for slot in self._slots])
-        if self.detector is None:
-            self.detector = load_detector(self.cfg.model)
-        self.model_ready.set()
+        # Redis before the model: an unreachable Redis should fail in a second, not after the model loaded
         self.event_sinks = self._event_sinks if self._event_sinks is not None else build_event_sinks(self.cfg)
+        if self.detector is None:
+            try:
+                self.detector = load_detector(self.cfg.model)
+            except BaseException:
+                for sink in self.event_sinks:
+                    sink.close(1.0)
+                raise
+        self.model_ready.set()
         frame_sinks = (
             self._frame_sinks
             if self._frame_sinks is not None
@@ -279,7 +285,10 @@ class Pipeline:
         inbox: BoundedQueue | QueueGroup = self._group
         for position, stage in enumerate(stages):
             last = position == len(stages) - 1
-            outbox = None if last else BoundedQueue(f"{stages[position + 1].name}", _STAGE_QUEUE_SIZE)
+            # One batch waits in front of the model (the next one is prepared while the current one runs): a
+            # deeper queue there would only hold stale live frames. Cheap stages after it get a little slack.
+            size = 1 if isinstance(stage, BatcherStage) else _STAGE_QUEUE_SIZE
+            outbox = None if last else BoundedQueue(f"{stages[position + 1].name}", size)
             self._stage_threads.append(StageThread(stage, inbox, outbox))
             if outbox is not None:
                 inbox = outbox
