@@ -41,6 +41,7 @@ class CupyLauncher:
         self._cupy = cupy
         self._modules: dict[int, Any] = {}
         self._functions: dict[tuple[int, str], Any] = {}
+        self._streams: dict[tuple[int, int], Any] = {}
         self._lock = threading.Lock()
 
     def _function(self, device_index: int, name: str) -> Any:
@@ -60,20 +61,33 @@ class CupyLauncher:
         if isinstance(arg, DevicePointer):
             if arg.tensor is None:
                 return np.uint64(0)  # null pointer: same width as a device pointer
-            tensor = arg.tensor.view(torch.int16) if arg.tensor.dtype == torch.bfloat16 else arg.tensor
+            # detach: DLPack refuses tensors that require grad (the kernel never records autograd history).
+            tensor = arg.tensor.detach()
+            if tensor.dtype == torch.bfloat16:
+                tensor = tensor.view(torch.int16)
             return self._cupy.from_dlpack(tensor)
         return arg  # np.int32 / np.float32 already have the kernel's widths
 
-    def launch(self, plan: LaunchPlan, device: torch.device) -> None:
-        cupy = self._cupy
-        index = device.index if device.index is not None else torch.cuda.current_device()
+    def _stream(self, index: int) -> Any:
+        """CuPy's view of torch's current stream on device `index` (cached: wrapping costs per call)."""
         torch_stream = torch.cuda.current_stream(index)
-        with cupy.cuda.Device(index):
-            stream = cupy.cuda.ExternalStream(torch_stream.cuda_stream, index)
-            with stream:
-                function = self._function(index, plan.kernel)
-                args = tuple(self._argument(arg) for arg in plan.args)
-                function(plan.grid, plan.block, args)
+        key = (index, torch_stream.cuda_stream)
+        stream = self._streams.get(key)
+        if stream is None:
+            if hasattr(self._cupy.cuda.Stream, "from_external"):  # CuPy >= 14 (ExternalStream is deprecated)
+                stream = self._cupy.cuda.Stream.from_external(torch_stream)
+            else:
+                stream = self._cupy.cuda.ExternalStream(torch_stream.cuda_stream, index)
+            self._streams[key] = stream
+        return stream
+
+    def launch(self, plan: LaunchPlan, device: torch.device) -> None:
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        # torch refuses to export tensors of a device that is not current, so make it current for both.
+        with torch.cuda.device(index), self._cupy.cuda.Device(index), self._stream(index):
+            function = self._function(index, plan.kernel)
+            args = tuple(self._argument(arg) for arg in plan.args)
+            function(plan.grid, plan.block, args)
 
 
 _launcher: CupyLauncher | None = None
