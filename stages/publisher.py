@@ -172,6 +172,9 @@ def redis_from_url(
 def describe_redis_error(url: str, exc: BaseException) -> str:
     """One line saying why Redis at `url` did not work, credentials redacted."""
     where = redact_url(url)
+    text = str(exc)
+    if "NOAUTH" in text or "already authenticated" in text:
+        return f"Redis at {where} requires a password: give it in the URL, redis://[user]:password@host:port/db"
     if isinstance(exc, AuthenticationError | AuthorizationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
         return f"Redis at {where} refused the credentials ({redact_text(str(exc))})"
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):

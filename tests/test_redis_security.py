@@ -96,3 +96,12 @@ def test_wrong_password_is_reported_without_leaking_it(caplog: pytest.LogCapture
         assert all(wrong not in t and SECRET not in t for t in texts)
     finally:
         server.close()
+
+
+def test_missing_password_says_what_to_do() -> None:
+    server = RedisServer(args=["--requirepass", SECRET]).start()
+    try:
+        with pytest.raises(MaskstreamError, match=r"^Redis at redis://127\.0\.0\.1:\d+/0 requires a password: give it"):
+            RedisPublisher(RedisConfig(url=server.url)).check()
+    finally:
+        server.close()
