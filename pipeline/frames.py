@@ -59,7 +59,7 @@ class TrackState:
     track_id: int  # unique per source for the life of the process, never reused
     label: int  # class by majority vote over the track's detections (index into class_names)
     score: float  # score of the latest matched detection
-    box: np.ndarray  # (4,) float32 x1 y1 x2 y2: the matched detection's box, or the prediction when unmatched
+    box: np.ndarray  # (4,) float32 x1 y1 x2 y2: Kalman-filtered box (or the matched detection's: tracker.report_box); the prediction when unmatched
     detection_index: int | None  # index into this frame's Detections; None when not observed this frame
     first_frame: int
     first_time: float  # capture time of the first observation

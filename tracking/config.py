@@ -143,6 +143,11 @@ class TrackerConfig(BaseModel):
         "(0 = every frame it is observed, null = never).",
     )
     emit_lost: bool = Field(False, description="Emit track.lost when a confirmed track becomes lost.")
+    report_box: Literal["detection", "filtered"] = Field(
+        "filtered",
+        description="Box reported for an observed track: the matched detection's own box (consistent with its "
+        "mask) or the Kalman-filtered box (smoother, usually closer to the truth when detections jitter).",
+    )
     report_coasting: bool = Field(
         True,
         description="List confirmed tracks that were not observed in this frame (but are not yet lost) in the "

@@ -71,9 +71,9 @@ class Track:
     def predicted_box(self) -> np.ndarray:
         return cxcywh_to_xyxy(self.mean[:4])[0]
 
-    def state(self) -> TrackState:
+    def state(self, filtered_box: bool = False) -> TrackState:
         observed = self.detection_index is not None
-        box = self.last_box if observed else self.predicted_box().astype(np.float32)
+        box = self.last_box if observed and not filtered_box else self.predicted_box().astype(np.float32)
         return TrackState(
             track_id=self.track_id,
             label=self.label,
@@ -113,6 +113,7 @@ class MultiObjectTracker:
         self._t: float | None = None
         self._dt = _FALLBACK_DT
         self._frame_size: tuple[int, int] | None = None
+        self._filtered = cfg.report_box == "filtered"
 
     @property
     def next_id(self) -> int:
@@ -155,7 +156,7 @@ class MultiObjectTracker:
         self._age_unmatched(matched_tracks, t, transitions)
 
         states = [
-            track.state()
+            track.state(self._filtered)
             for track in self.tracks
             if track.phase is Phase.CONFIRMED and (track.detection_index is not None or self.cfg.report_coasting)
         ]
@@ -303,10 +304,10 @@ class MultiObjectTracker:
             elif was is Phase.LOST:
                 track.phase = Phase.CONFIRMED
                 track.last_updated_event_t = t
-                transitions.append(TrackTransition("updated", track.state()))
+                transitions.append(TrackTransition("updated", track.state(self._filtered)))
             elif self._updated_due(track, t):
                 track.last_updated_event_t = t
-                transitions.append(TrackTransition("updated", track.state()))
+                transitions.append(TrackTransition("updated", track.state(self._filtered)))
 
     def _needs_reupdate(self, track: Track) -> bool:
         return (
@@ -346,7 +347,7 @@ class MultiObjectTracker:
         track.track_id = self._next_id
         self._next_id += 1
         track.last_updated_event_t = t
-        transitions.append(TrackTransition("started", track.state()))
+        transitions.append(TrackTransition("started", track.state(self._filtered)))
 
     def _start_tracks(
         self,
@@ -402,12 +403,12 @@ class MultiObjectTracker:
                 if unseen > cfg.tentative_max_age_s:
                     continue  # never confirmed: dropped without an event
             elif unseen > cfg.max_lost_s:
-                transitions.append(TrackTransition("ended", track.state()))
+                transitions.append(TrackTransition("ended", track.state(self._filtered)))
                 continue  # forgotten: memory stays bounded however long the stream runs
             elif track.phase is Phase.CONFIRMED and track.misses >= 2 and unseen >= cfg.lost_after_s:
                 track.phase = Phase.LOST
                 if cfg.emit_lost:
-                    transitions.append(TrackTransition("lost", track.state()))
+                    transitions.append(TrackTransition("lost", track.state(self._filtered)))
             if len(track.gap_ts) > 4 * _MAX_VIRTUAL_STEPS:
                 # keep the gap list bounded at any frame rate; only an even spread of it is used
                 track.gap_ts = track.gap_ts[::2]
@@ -419,6 +420,6 @@ class MultiObjectTracker:
         for track in self.tracks:
             if track.phase is not Phase.TENTATIVE:
                 track.detection_index = None
-                transitions.append(TrackTransition("ended", track.state()))
+                transitions.append(TrackTransition("ended", track.state(self._filtered)))
         self.tracks = []
         return transitions
