@@ -133,10 +133,11 @@ def evaluate(
     frames = list(frames)
     classes: list[int | None] = [None]
     if per_class:
-        present = set()
+        present = set()  # tracker-only classes too: their boxes are false positives, not ignored
         for f in frames:
-            if f in gt:
-                present.update(gt[f].classes.tolist())
+            for source in (gt, tracks):
+                if f in source:
+                    present.update(source[f].classes.tolist())
         classes = sorted(present) or [None]
     metrics = _metrics()
     per_metric: list[dict[str, dict]] = [{} for _ in metrics]
