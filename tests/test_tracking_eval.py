@@ -10,13 +10,13 @@ from tracking.toyscene import ToyObject, ToyScene, write_toy_clip
 
 pytest.importorskip("trackeval", reason="TrackEval is a benchmark dependency (docs/TRACKING.md)")
 
-from tracking.evaluation import (  # noqa: E402
+from tracking.evaluation import (
     DetectionSet,
     load_clip,
     noisy_gt_detections,
     run_evaluation,
 )
-from tracking.metrics import evaluate  # noqa: E402
+from tracking.metrics import evaluate
 
 A = [0, 0, 10, 10]
 B = [20, 0, 30, 10]
