@@ -7,10 +7,14 @@ import json
 import os
 import socket
 import sys
+import time
 from typing import Any, TextIO
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from pipeline.consumer import EventConsumer, EventTail
-from stages.publisher import DEFAULT_STREAM_KEY, check_redis, redis_from_url
+from stages.publisher import DEFAULT_STREAM_KEY, check_redis, describe_redis_error, redis_from_url
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,9 +67,22 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         check_redis(client, args.redis)
         reader = EventTail(client, args.source, from_start=args.from_start, key_template=args.key_template)
     shown = 0
+    failures = 0
     try:
         while args.max_events is None or shown < args.max_events:
-            for event in reader.read():
+            try:
+                events = reader.read()
+                failures = 0
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis restarting: wait, don't die
+                failures += 1
+                delay = min(10.0, 0.2 * 2**failures)
+                print(
+                    f"maskstream tail: {describe_redis_error(args.redis, exc)}; retrying in {delay:.1f} s",
+                    file=sys.stderr,
+                )
+                time.sleep(delay)
+                continue
+            for event in events:
                 out.write((json.dumps(event.data) if args.json else format_event(event)) + "\n")
                 event.ack()
                 shown += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import threading
 import time
 
 import numpy as np
@@ -181,3 +182,19 @@ def test_tail_prints_one_line_per_event_or_json(redis_server: RedisServer) -> No
     grouped = tail_output(redis_server, "--from-start", "-n", "1", "--group", "ops")
     assert grouped == [line]
     assert redis_server.client().xinfo_groups(KEY)[0]["pending"] == 0
+
+
+def test_tail_keeps_going_when_redis_restarts(redis_server: RedisServer) -> None:
+    publish(redis_server, "cam1", [event("cam1", 0)])
+    lines: list[str] = []
+    tailer = threading.Thread(target=lambda: lines.extend(tail_output(redis_server, "--from-start", "-n", "2")))
+    tailer.start()
+    deadline = time.monotonic() + 10
+    while not redis_server.client().client_list(_type="normal")[1:] and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait until tail is connected (our own client is the first in the list)
+    redis_server.restart()
+    publish(redis_server, "cam1", [event("cam1", 1)])
+    tailer.join(20)
+    assert not tailer.is_alive()
+    assert [line.split()[0:3] for line in lines] == [["stream.connected", "cam1", "frame=0"],
+                                                     ["stream.connected", "cam1", "frame=1"]]  # fmt: skip
