@@ -127,6 +127,9 @@ class EventBuilder:
         observed = track.detection_index is not None and track.detection_index < len(result.detections.rles)
         rle = result.detections.rles[track.detection_index] if observed else None
         event = self._track_fields(frame.source_id, transition.kind, track, frame.index, rle=rle, pts=frame.pts)
+        if observed:
+            # the detection's own box, so bbox and mask always agree (a tracker may smooth its track box)
+            event["bbox"] = _bbox(result.detections.boxes[track.detection_index])
         event["frame_index"] = int(frame.index)
         event["capture_time"] = float(frame.capture_time)
         return event
@@ -151,7 +154,7 @@ class EventBuilder:
             class_id=label,
             class_name=self.class_names[label] if 0 <= label < len(self.class_names) else str(label),
             score=round(float(track.score), 4),
-            bbox=[round(float(v), 2) for v in track.box],
+            bbox=_bbox(track.box),
             mask=rle_to_json(rle) if rle is not None else None,
             first_seen={"frame_index": int(track.first_frame), "capture_time": float(track.first_time)},
             last_seen={"frame_index": int(track.last_frame), "capture_time": float(track.last_time)},
@@ -238,6 +241,10 @@ def from_stream_fields(fields: dict[bytes | str, bytes | str]) -> dict[str, Any]
     if data is None:
         raise ValueError("stream entry has no 'data' field (not a maskstream event)")
     return json.loads(data)
+
+
+def _bbox(box: Any) -> list[float]:
+    return [round(float(v), 2) for v in box]
 
 
 def _jsonable(value: Any) -> Any:

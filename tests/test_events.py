@@ -151,3 +151,12 @@ def test_jsonl_sink_unwritable_path_is_a_one_line_error(tmp_path) -> None:
     blocker.write_text("x")
     with pytest.raises(MaskstreamError, match=r"cannot write events to .*file/events\.jsonl"):
         JsonlSink(blocker / "events.jsonl")
+
+
+def test_bbox_is_the_detections_box_when_observed_and_the_prediction_otherwise() -> None:
+    result = make_result(2, [("updated", 1, True), ("lost", 2, False)])
+    for track in result.tracks:
+        track.box = track.box + 3.5  # a tracker's smoothed / predicted box differs from the detection's
+    updated, lost = EventBuilder(CLASSES).for_frame(result)
+    assert updated["bbox"] == [float(v) for v in result.detections.boxes[0]]
+    assert lost["bbox"] == [float(v) for v in result.tracks[1].box]
