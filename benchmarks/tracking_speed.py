@@ -113,21 +113,32 @@ def ms(values: list[float], skip: int = 10) -> tuple[float, float]:
     return 1000 * statistics.median(v), 1000 * float(np.percentile(v, 95))
 
 
-def speed(n_frames: int) -> None:
+def speed(n_frames: int, repeats: int) -> None:
     scene = FastScene()
     frames = [scene.frame(i) for i in range(n_frames)]
-    runs = {
-        "ours (compensation auto)": time_ours(TrackerConfig(), frames),
-        "ours (compensation off)": time_ours(TrackerConfig(camera_motion="off"), frames),
-        "ours (box-only cost, compensation auto)": time_ours(TrackerConfig(mask_weight=0.0), frames),
+    variants = {
+        "ours (compensation auto)": lambda: time_ours(TrackerConfig(), frames),
+        "ours (compensation off)": lambda: time_ours(TrackerConfig(camera_motion="off"), frames),
+        "ours (box-only cost, compensation auto)": lambda: time_ours(TrackerConfig(mask_weight=0.0), frames),
+        "boxmot ByteTrack (no compensation)": lambda: time_bytetrack(frames),
     }
-    bt = time_bytetrack(frames)
-    if bt is not None:
-        runs["boxmot ByteTrack (no compensation)"] = bt
-    base = ms(runs["ours (compensation off)"])[0]
-    print(f"tracker update, {n_frames} frames, 20 objects, {WIDTH}x{HEIGHT}, swinging camera (median / p95 ms)")
-    for name, values in runs.items():
-        med, p95 = ms(values)
+    # The machine is shared: each variant runs `repeats` times, interleaved, and keeps its best median, so a
+    # burst of load elsewhere does not land on one variant only.
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            values = run()
+            if values is None:
+                continue
+            med, p95 = ms(values)
+            if name not in best or med < best[name][0]:
+                best[name] = (med, p95)
+    base = best["ours (compensation off)"][0]
+    print(
+        f"tracker update, {n_frames} frames, 20 objects, {WIDTH}x{HEIGHT}, swinging camera "
+        f"(best of {repeats} interleaved runs: median / p95 ms per frame)"
+    )
+    for name, (med, p95) in best.items():
         print(f"  {name:42s} {med:6.2f} / {p95:6.2f} ms   x{med / base:.2f} vs ours without compensation")
 
 
@@ -158,10 +169,11 @@ def memory(n_frames: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--long-frames", type=int, default=10_000)
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    speed(args.frames)
+    speed(args.frames, args.repeats)
     if args.long_frames:
         memory(args.long_frames)
 

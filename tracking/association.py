@@ -6,6 +6,8 @@ track's last observed mask moved and scaled onto its predicted box), so the cost
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -28,12 +30,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
-def integer_box(box: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
-    """Pixel extent [x1, x2) x [y1, y2) covering a float box, clipped to the frame."""
-    x1 = int(np.clip(np.floor(box[0]), 0, width))
-    y1 = int(np.clip(np.floor(box[1]), 0, height))
-    x2 = int(np.clip(np.ceil(box[2]), 0, width))
-    y2 = int(np.clip(np.ceil(box[3]), 0, height))
+def integer_box(box, height: int, width: int) -> tuple[int, int, int, int]:
+    """Pixel extent [x1, x2) x [y1, y2) covering a float box, clipped to the frame (plain Python: called per
+    object per frame, where numpy's scalar overhead would dominate)."""
+    bx1, by1, bx2, by2 = (float(v) for v in box)
+    x1 = min(max(math.floor(bx1), 0), width)
+    y1 = min(max(math.floor(by1), 0), height)
+    x2 = min(max(math.ceil(bx2), 0), width)
+    y2 = min(max(math.ceil(by2), 0), height)
     return x1, y1, max(x1, x2), max(y1, y2)
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from tracking.association import integer_box
+
 log = logging.getLogger(__name__)
 
 _MIN_FLOW_POINTS = 12
@@ -129,11 +131,8 @@ class CameraMotionEstimator:
         small_h, small_w = shape[:2]
         have_masks = masks is not None and masks.ndim == 3 and len(masks) == len(boxes)
         step = max(1, round(1.0 / s))
-        for i, box in enumerate(np.asarray(boxes, dtype=np.float64)):
-            x1 = int(np.clip(np.floor(box[0] * s), 0, small_w))
-            y1 = int(np.clip(np.floor(box[1] * s), 0, small_h))
-            x2 = int(np.clip(np.ceil(box[2] * s), 0, small_w))
-            y2 = int(np.clip(np.ceil(box[3] * s), 0, small_h))
+        for i, box in enumerate((np.asarray(boxes, dtype=np.float64) * s).tolist()):
+            x1, y1, x2, y2 = integer_box(box, small_h, small_w)
             if x2 <= x1 or y2 <= y1:
                 continue
             if not have_masks:

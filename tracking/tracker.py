@@ -69,7 +69,8 @@ class Track:
         self.label = self.labels.most_common(1)[0][0]
 
     def predicted_box(self) -> np.ndarray:
-        return cxcywh_to_xyxy(self.mean[:4])[0]
+        cx, cy, w, h = self.mean[:4].tolist()
+        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
 
     def state(self, filtered_box: bool = False) -> TrackState:
         observed = self.detection_index is not None
@@ -229,7 +230,7 @@ class MultiObjectTracker:
         def stage(tracks: list[Track], det_idx: list[int], threshold: float):
             if not tracks or not det_idx:
                 return [], tracks, det_idx
-            predicted = np.stack([t.predicted_box() for t in tracks])
+            predicted = cxcywh_to_xyxy(np.stack([t.mean[:4] for t in tracks]))
             ious = box_iou(predicted, boxes[det_idx])
             track_masks: list[CroppedMask | None] = []
             for track, pbox in zip(tracks, predicted, strict=True):
