@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
 from pipeline.events import (
@@ -14,6 +16,7 @@ from pipeline.events import (
     EventBuilder,
     dropped_event,
     from_stream_fields,
+    rle_to_json,
     to_stream_fields,
     validate_event,
 )
@@ -160,3 +163,18 @@ def test_bbox_is_the_detections_box_when_observed_and_the_prediction_otherwise()
     updated, lost = EventBuilder(CLASSES).for_frame(result)
     assert updated["bbox"] == [float(v) for v in result.detections.boxes[0]]
     assert lost["bbox"] == [float(v) for v in result.tracks[1].box]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    height=st.integers(1, 40),
+    width=st.integers(1, 40),
+    seed=st.integers(0, 2**31 - 1),
+    density=st.floats(0.0, 1.0),
+)
+def test_any_mask_survives_the_event_json_round_trip(height: int, width: int, seed: int, density: float) -> None:
+    mask = np.random.default_rng(seed).random((height, width)) < density
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    event_mask = json.loads(json.dumps(rle_to_json(rle)))
+    decoded = mask_utils.decode({"size": event_mask["size"], "counts": event_mask["counts"].encode()})
+    np.testing.assert_array_equal(decoded.astype(bool), mask)

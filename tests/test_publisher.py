@@ -237,3 +237,38 @@ def test_config_rejects_a_template_without_source_id_and_unknown_schemes() -> No
         RedisConfig(url="http://localhost:6379")
     with pytest.raises(ValueError, match="Extra inputs"):
         RedisConfig(maxlenn=5)
+
+
+def test_disk_spool_drops_the_oldest_too_and_keeps_the_newest(tmp_path) -> None:
+    server = RedisServer()  # down during the first run
+    spool = tmp_path / "events.sqlite"
+    try:
+        first = RedisPublisher(fast_config(server.url, spool_path=spool, spool_max_events=10))
+        for n in range(25):
+            first.publish("cam1", [event("cam1", n)])
+        first.close(0.2)
+        assert first.stats()["dropped"] == 15
+        server.start()
+        second = RedisPublisher(fast_config(server.url, spool_path=spool))
+        assert second.flush(10)
+        second.close(5)
+        assert stream_ids(server) == [f"e{n}" for n in range(15, 25)]
+    finally:
+        server.close()
+
+
+def test_redis_up_metric_follows_the_server(redis_server: RedisServer) -> None:
+    from pipeline.metrics import REDIS_UP
+
+    publisher = RedisPublisher(fast_config(redis_server.url))
+    publisher.publish("cam1", [event("cam1", 0)])
+    assert publisher.flush(10) and REDIS_UP._value.get() == 1
+    redis_server.kill()
+    publisher.publish("cam1", [event("cam1", 1)])
+    deadline = time.monotonic() + 5
+    while REDIS_UP._value.get() != 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert REDIS_UP._value.get() == 0 and publisher.stats()["connected"] is False
+    redis_server.start()
+    assert publisher.flush(10) and REDIS_UP._value.get() == 1
+    publisher.close(5)
