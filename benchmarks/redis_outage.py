@@ -7,9 +7,9 @@
    keeps what it acknowledged) is SIGKILLed and restarted on the same port `--outage-s` later. Every event the
    pipeline handed to the publisher is recorded and compared with the stream: lost, duplicated, out of order.
 2. `throughput`: the events recorded in (1) are replayed as fast as possible into a fresh redis-server, once with
-   plain redis-py (one pipelined XADD MAXLEN ~ round trip per frame, in the caller's thread) and once through
-   RedisPublisher (publish() per frame, then flush); alternated `--repeats` times, medians reported. Also the
-   caller-side cost of publish() per frame.
+   plain redis-py (one pipelined XADD MAXLEN ~ round trip per frame, in the caller's thread) and through
+   RedisPublisher (publish() per frame, then flush) with the memory spool and with the SQLite disk spool; alternated
+   `--repeats` times, medians reported. Also the caller-side cost of publish() per frame.
 
     nice -n 10 .venv/bin/python -m benchmarks.redis_outage --outage-s 60 --out redis_outage.json
 """
@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -191,9 +192,12 @@ def throughput_run(batches: list[list[dict[str, Any]]], repeats: int) -> dict[st
     client = server.client()
     key = f"maskstream:{{{SOURCE_ID}}}:events"
     events = sum(len(b) for b in batches)
-    plain_s, ours_s, publish_us = [], [], []
+    plain_s: list[float] = []
+    ours_s: dict[str, list[float]] = {"memory": [], "disk": []}
+    publish_us: dict[str, list[float]] = {"memory": [], "disk": []}
+    spool_dir = Path(tempfile.mkdtemp(prefix="maskstream-spool-"))
     try:
-        for _ in range(repeats):
+        for repeat in range(repeats):
             client.delete(key)
             start = time.perf_counter()
             for batch in batches:  # the obvious redis-py code: one pipelined round trip per frame, in the caller
@@ -203,32 +207,38 @@ def throughput_run(batches: list[list[dict[str, Any]]], repeats: int) -> dict[st
                 pipe.execute()
             plain_s.append(time.perf_counter() - start)
 
-            client.delete(key)
-            publisher = RedisPublisher(RedisConfig(url=server.url))
-            publisher.check()
-            start = time.perf_counter()
-            for batch in batches:
-                t0 = time.perf_counter()
-                publisher.publish(SOURCE_ID, batch)
-                publish_us.append((time.perf_counter() - t0) * 1e6)
-            assert publisher.flush(60)
-            ours_s.append(time.perf_counter() - start)
-            publisher.close(5)
-            assert client.xlen(key) == events
+            for spool in ("memory", "disk"):
+                client.delete(key)
+                spool_path = spool_dir / f"spool{repeat}.sqlite" if spool == "disk" else None
+                publisher = RedisPublisher(RedisConfig(url=server.url, spool_path=spool_path))
+                publisher.check()
+                start = time.perf_counter()
+                for batch in batches:
+                    t0 = time.perf_counter()
+                    publisher.publish(SOURCE_ID, batch)
+                    publish_us[spool].append((time.perf_counter() - t0) * 1e6)
+                assert publisher.flush(60)
+                ours_s[spool].append(time.perf_counter() - start)
+                publisher.close(5)
+                assert client.xlen(key) == events
     finally:
         server.close()
-    plain, ours = statistics.median(plain_s), statistics.median(ours_s)
-    return {
+        shutil.rmtree(spool_dir, ignore_errors=True)
+    plain = statistics.median(plain_s)
+    result: dict[str, Any] = {
         "events": events,
         "frames": len(batches),
         "mean_event_json_bytes": round(sum(len(json.dumps(e)) for b in batches for e in b) / max(events, 1)),
         "plain_redis_py_events_per_s": round(events / plain),
-        "redis_publisher_events_per_s": round(events / ours),
-        "ratio_publisher_vs_plain": round(plain / ours, 2),
-        "publish_call_us_p50": round(float(np.percentile(publish_us, 50)), 1),
-        "publish_call_us_p99": round(float(np.percentile(publish_us, 99)), 1),
         "repeats": repeats,
     }
+    for spool in ("memory", "disk"):
+        ours = statistics.median(ours_s[spool])
+        result[f"publisher_{spool}_spool_events_per_s"] = round(events / ours)
+        result[f"publisher_{spool}_spool_vs_plain"] = round(plain / ours, 2)
+        result[f"publish_call_{spool}_spool_us_p50"] = round(float(np.percentile(publish_us[spool], 50)), 1)
+        result[f"publish_call_{spool}_spool_us_p99"] = round(float(np.percentile(publish_us[spool], 99)), 1)
+    return result
 
 
 def main() -> int:
