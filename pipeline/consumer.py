@@ -154,13 +154,16 @@ class EventConsumer:
         claim_min_idle_s: float = 60.0,
         max_deliveries: int = 5,
         dedupe_size: int = 100_000,
+        shared_dedupe_ttl_s: float | None = None,
         refresh_streams_s: float = 10.0,
         url_for_errors: str = "redis",
     ) -> None:
         """`streams`: source ids and/or patterns (`cam*`, re-scanned every `refresh_streams_s` for new cameras);
         `start_id`: where a group this consumer creates starts: `$` = new events only, `0` = the whole stream
         (streams that appear later start at `0`, they are new). `max_deliveries`: deliveries before an unacked
-        event goes to `dead_letter_key` (a template like the stream key)."""
+        event goes to `dead_letter_key` (a template like the stream key). `shared_dedupe_ttl_s`: also remember
+        acked event ids in Redis for this long, so a duplicate is dropped whichever consumer of the group gets it
+        (one more round trip per read batch, one SET per ack)."""
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be >= 1")
         self.client = client
@@ -172,6 +175,7 @@ class EventConsumer:
         self.claim_min_idle_ms = max(1, int(claim_min_idle_s * 1000))
         self.max_deliveries = max_deliveries
         self.dedupe_size = dedupe_size
+        self.shared_dedupe_ttl_ms = None if shared_dedupe_ttl_s is None else max(1, int(shared_dedupe_ttl_s * 1000))
         self.refresh_streams_s = refresh_streams_s
         self.duplicates = 0  # events skipped because their event_id was already delivered from another entry
         self.dead_lettered = 0
@@ -265,17 +269,24 @@ class EventConsumer:
             yield from events
 
     def ack(self, *events: Event) -> int:
-        """XACK the given events; returns how many were still pending."""
+        """XACK the given events (one round trip); returns how many were still pending."""
+        if not events:
+            return 0
         by_stream: dict[str, list[str]] = {}
         for event in events:
             by_stream.setdefault(event.stream, []).append(event.entry_id)
-        if len(by_stream) == 1:
-            ((stream, ids),) = by_stream.items()
-            return int(self.client.xack(stream, self.group, *ids))
         pipe = self.client.pipeline(transaction=False)
         for stream, ids in by_stream.items():
             pipe.xack(stream, self.group, *ids)
-        return sum(int(n) for n in pipe.execute())
+        if self.shared_dedupe_ttl_ms is not None:
+            for event in events:  # done by this group: any later copy, on any consumer, is a duplicate
+                pipe.set(self._done_key(event.stream, event.event_id), 1, px=self.shared_dedupe_ttl_ms)
+        results = pipe.execute()
+        return sum(int(n) for n in results[: len(by_stream)])
+
+    def _done_key(self, stream: str, event_id: str) -> str:
+        # starts with the stream key, so it shares the source's {hash tag} (same Redis Cluster slot)
+        return f"{stream}:done:{self.group}:{event_id}"
 
     def lag(self) -> dict[str, StreamLag]:
         """Per source id: pending and not-yet-delivered counts of this group (XINFO GROUPS)."""
@@ -395,6 +406,15 @@ class EventConsumer:
                     continue
                 self._remember(key, event_id, entry_id)
                 events.append(Event(key, entry_id, data, self))
+        if events and self.shared_dedupe_ttl_ms is not None:
+            pipe = self.client.pipeline(transaction=False)
+            for e in events:
+                pipe.exists(self._done_key(e.stream, e.event_id))
+            done = pipe.execute()
+            for e, already in zip(events, done, strict=True):
+                if already:
+                    duplicates.setdefault(e.stream, []).append(e.entry_id)
+            events = [e for e, already in zip(events, done, strict=True) if not already]
         if duplicates:
             pipe = self.client.pipeline(transaction=False)
             for key, ids in duplicates.items():
