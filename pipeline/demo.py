@@ -2,7 +2,7 @@
 
 Uses `REDIS_URL` when set; otherwise starts a private `redis-server` on a free port and stops it afterwards (the
 events are then printed from it before it goes). Outputs go to `out/demo/`: the clip, `annotated.mp4`,
-`events.jsonl`.
+`events.jsonl`, and the clip with its ground truth under `clip/`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def redis_for_demo():
 
 def demo_clip(out_dir: Path, frames: int, size: tuple[int, int], seed: int) -> Path:
     """The synthetic clip (reused when already rendered with the same parameters)."""
-    video = out_dir / "video.mp4"
+    clip_dir = out_dir / "clip"
+    video = clip_dir / "video.mp4"
     stamp = out_dir / ".clip-params"
     params = f"surveillance seed={seed} frames={frames} size={size[0]}x{size[1]}"
     if video.exists() and stamp.exists() and stamp.read_text() == params:
@@ -81,7 +82,7 @@ def demo_clip(out_dir: Path, frames: int, size: tuple[int, int], seed: int) -> P
     import synth
 
     print(f"maskstream demo: rendering a synthetic surveillance clip ({frames} frames, {size[0]}x{size[1]}) …")
-    synth.render_clip(out_dir, mode="surveillance", seed=seed, frames=frames, size=size)
+    synth.render_clip(clip_dir, mode="surveillance", seed=seed, frames=frames, size=size, force=True)
     stamp.write_text(params)
     return video
 
