@@ -241,6 +241,8 @@ class RedisPublisher:
         self._wake = threading.Condition(self._lock)
         self._spool: deque[SpooledEvent] = deque()
         self._inflight = 0  # events at the head of the spool being sent right now; never dropped meanwhile
+        self._reports_in_flight = False  # a publisher.dropped report is being sent
+        self._disk_failed = False
         self._seq = 0
         self._drops: dict[str, _DropRecord] = {}
         self._dropping_logged = False
@@ -282,8 +284,7 @@ class RedisPublisher:
             for item in items:
                 item.seq = self._next_seq()
             self._spool.extend(items)
-            if self._disk is not None:
-                self._disk.append(items)
+            self._on_disk("append", items)
             overflow = len(self._spool) - self._inflight - self.cfg.spool_max_events
             if overflow > 0:
                 self._drop_oldest(overflow)
@@ -294,7 +295,7 @@ class RedisPublisher:
         """Wait until every queued event is in Redis (True) or `timeout_s` passed (False)."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
-            while self._spool or self._drops:
+            while self._spool or self._drops or self._reports_in_flight:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._thread.is_alive():
                     return False
@@ -315,7 +316,7 @@ class RedisPublisher:
         self._thread.join(timeout=max(1.0, self.cfg.socket_timeout_s + 1.0))
         with self._lock:
             left = len(self._spool)
-            if left and self._disk is not None:
+            if left and self._disk is not None and not self._disk_failed:
                 log.warning(
                     "%d events not delivered to %s; they stay in %s for the next run",
                     left,
@@ -349,13 +350,22 @@ class RedisPublisher:
         self._seq += 1
         return self._seq
 
+    def _on_disk(self, method: str, *args: Any) -> None:
+        """Mirror a spool change in the disk spool; a failing disk (full, removed) degrades to memory only."""
+        if self._disk is None or self._disk_failed:
+            return
+        try:
+            getattr(self._disk, method)(*args)
+        except sqlite3.Error as exc:
+            self._disk_failed = True
+            log.error("event spool file %s failed (%s); spooling in memory only", self.cfg.spool_path, exc)
+
     def _drop_oldest(self, count: int) -> None:
         """Drop `count` of the oldest waiting events (never one in flight) and remember them for the report."""
         kept = [self._spool.popleft() for _ in range(self._inflight)]
         dropped = [self._spool.popleft() for _ in range(count)]
         self._spool.extendleft(reversed(kept))
-        if self._disk is not None:
-            self._disk.remove(dropped[0].seq, dropped[-1].seq)
+        self._on_disk("remove", dropped[0].seq, dropped[-1].seq)
         for item in dropped:
             summary = {"event_id": item.event_id, "frame_index": item.frame_index, "capture_time": item.capture_time}
             record = self._drops.get(item.source_id)
@@ -395,14 +405,19 @@ class RedisPublisher:
                     return
                 batch = list(itertools.islice(self._spool, self.cfg.max_events_per_round_trip))
                 drops, self._drops = self._drops, {}  # drops from now on go in a later report
+                self._reports_in_flight = bool(drops)
                 self._inflight = len(batch)
             try:
                 results = self._send(batch, drops)
-            except (RedisError, OSError) as exc:
+            except Exception as exc:
                 with self._lock:
                     self._inflight = 0
+                    self._reports_in_flight = False
                     self._restore_drop_report(drops)
-                self._mark_down(exc, failures)
+                if isinstance(exc, RedisError | OSError):
+                    self._mark_down(exc, failures)
+                else:  # a bug must not silently end delivery: say so loudly and keep retrying
+                    log.exception("publisher writer failed; retrying")
                 failures += 1
                 self._sleep_backoff(failures)
                 continue
@@ -458,9 +473,10 @@ class RedisPublisher:
         with self._lock:
             for _ in range(len(batch)):
                 self._spool.popleft()
-            if self._disk is not None and batch:
-                self._disk.remove(batch[0].seq, batch[-1].seq)
+            if batch:
+                self._on_disk("remove", batch[0].seq, batch[-1].seq)
             self._inflight = 0
+            self._reports_in_flight = False
             self.published += len(batch) - rejected
             self.dropped += rejected
             EVENTS_SPOOLED.set(len(self._spool))

@@ -272,3 +272,16 @@ def test_redis_up_metric_follows_the_server(redis_server: RedisServer) -> None:
     redis_server.start()
     assert publisher.flush(10) and REDIS_UP._value.get() == 1
     publisher.close(5)
+
+
+def test_a_failing_spool_file_degrades_to_memory_without_hurting_the_caller(
+    redis_server: RedisServer, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    publisher = RedisPublisher(fast_config(redis_server.url, spool_path=tmp_path / "events.sqlite"))
+    publisher._disk._db.close()  # the file becomes unusable, as on an I/O error
+    for n in range(5):
+        publisher.publish("cam1", [event("cam1", n)])
+    assert publisher.flush(10)
+    publisher.close(5)
+    assert stream_ids(redis_server) == [f"e{n}" for n in range(5)]
+    assert any("spooling in memory only" in r.getMessage() for r in caplog.records)
