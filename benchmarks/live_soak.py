@@ -199,10 +199,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "kills": kills_done,
         "events": dict(counter.counts),
         "per_minute": per_minute(latency.samples, began, args.duration),
-        "trend": trend(latency.samples, began, args.warmup),
+        "trend": trend(latency.samples, began, args.warmup, args.duration),
         # both taken by the monitor thread, so the same helper threads are alive in each
         "at_warmup": next((x for x in samples if x["t"] >= args.warmup), {}),
-        "at_end": samples[-1] if samples else {},
+        "at_end": next((x for x in reversed(samples) if x["t"] <= args.duration - 1), {}),
         "before_kills": before_kills,
         "after_cleanup": after,
         "samples": samples,
@@ -226,9 +226,10 @@ def per_minute(samples: list[tuple[float, float]], began: float, duration: float
     return rows
 
 
-def trend(samples: list[tuple[float, float]], began: float, warmup: float) -> dict[str, float]:
-    """Least-squares slope of latency against time after warm-up (ms per minute), for the median and the tail."""
-    after = [(t - began, lat) for t, lat in samples if t - began >= warmup]
+def trend(samples: list[tuple[float, float]], began: float, warmup: float, duration: float) -> dict[str, float]:
+    """Least-squares slope of latency against time after warm-up (ms per minute), for the median and the tail.
+    Frames drained after the stop (t >= duration) are left out, as in the per-minute table."""
+    after = [(t - began, lat) for t, lat in samples if warmup <= t - began < duration]
     if len(after) < 10:
         return {}
     times = np.array([t for t, _ in after]) / 60.0
