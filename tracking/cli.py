@@ -39,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="model",
         help="the bundled model's detections (run once, cached) or degraded ground truth (development stand-in)",
     )
+    parser.add_argument("--rerender", action="store_true", help="render the clips again (new simulator version)")
     parser.add_argument("--no-boxmot", action="store_true", help="only our tracker and its ablations")
     parser.add_argument("--markdown", type=Path, help="also write the results table here")
     parser.set_defaults(func=run)
@@ -59,7 +60,14 @@ def run(args: argparse.Namespace) -> int:
                 "and the bench extra, or pass --no-boxmot"
             ) from exc
     result = run_evaluation(
-        args.out, args.modes, args.seeds, args.frames, args.size, args.detections, include_boxmot=include_boxmot
+        args.out,
+        args.modes,
+        args.seeds,
+        args.frames,
+        args.size,
+        args.detections,
+        include_boxmot=include_boxmot,
+        rerender=args.rerender,
     )
     table = markdown_table(result)
     args.out.mkdir(parents=True, exist_ok=True)

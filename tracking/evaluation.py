@@ -113,13 +113,16 @@ def load_clip(directory: str | Path) -> Clip:
     )
 
 
-def ensure_clips(root: Path, modes: list[str], seeds: list[int], frames: int, size: tuple[int, int]) -> list[Clip]:
-    """Render the clips that are not there yet (deterministic by seed) and load them all."""
+def ensure_clips(
+    root: Path, modes: list[str], seeds: list[int], frames: int, size: tuple[int, int], rerender: bool = False
+) -> list[Clip]:
+    """Render the clips that are not there yet (deterministic by seed) and load them all. A re-rendered clip's
+    cached detections are deleted with it."""
     clips = []
     for mode in modes:
         for seed in seeds:
             directory = root / "clips" / f"{mode}-{seed}"
-            ready = (directory / "annotations.json").exists() and (directory / "video.mp4").exists()
+            ready = not rerender and (directory / "annotations.json").exists() and (directory / "video.mp4").exists()
             if ready:
                 clip = load_clip(directory)
                 ready = clip.num_frames == frames and clip.size == (size[1], size[0])
@@ -127,7 +130,9 @@ def ensure_clips(root: Path, modes: list[str], seeds: list[int], frames: int, si
                 import synth
 
                 log.info("rendering clip %s (%d frames)", directory.name, frames)
-                synth.render_clip(directory, mode=mode, seed=seed, frames=frames, size=size)
+                synth.render_clip(directory, mode=mode, seed=seed, frames=frames, size=size, force=True)
+                for stale in (root / "detections").glob(f"{directory.name}.*.npz"):
+                    stale.unlink()
                 clip = load_clip(directory)
             clips.append(clip)
     return clips
@@ -503,8 +508,9 @@ def run_evaluation(
     detections: str,
     include_boxmot: bool = True,
     detector_factory: Callable[[], Any] | None = None,
+    rerender: bool = False,
 ) -> EvaluationResult:
-    clips = ensure_clips(out_dir, modes, seeds, frames, size)
+    clips = ensure_clips(out_dir, modes, seeds, frames, size, rerender)
     trackers: dict[str, Callable[[], TrackerAdapter]] = {"ground truth (check)": lambda: None}  # type: ignore
     trackers.update(our_trackers())
     if include_boxmot:
