@@ -111,48 +111,74 @@ def naive_loop(detector: Detector, clip: Path, redis_url: str) -> float:
     return count / (time.perf_counter() - started)
 
 
-def decode_fps(clip: Path, seconds: float) -> float:
-    """Decode (to RGB numpy, as the sources do) in a loop for `seconds`; frames per second."""
+def decode_frames(clip: Path, keep_going) -> tuple[int, float]:
+    """Decode (to RGB numpy, as the sources do) while `keep_going()`; (frames, seconds)."""
     count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
+    while keep_going():
         with av.open(str(clip)) as container:
             for frame in container.decode(video=0):
                 frame.to_ndarray(format="rgb24")
                 count += 1
-    return count / (time.perf_counter() - started)
+                if not keep_going():
+                    break
+    return count, time.perf_counter() - started
 
 
-def threads_check(detector: Detector, frames: list[Frame], clip: Path, seconds: float = 8.0) -> dict[str, float]:
-    """Does one thread's decoding slow down while another runs the model? If PyAV or torch held the GIL during
-    their heavy work, the two would take turns (combined throughput ≈ one at a time). One torch thread, so the
-    model and the decoder each have a core of the 2-core machine."""
-    torch.set_num_threads(1)
-    images = frames_to_device(frames[:1], detector.device)
-    stop = threading.Event()
-    model_frames = [0]
+def gil_gaps(work) -> dict[str, float]:
+    """Run `work()` while a probe thread wakes every millisecond; return the probe's longest and p99 gap (ms).
 
-    def run_model() -> None:
-        while not stop.is_set():
-            detector.detect(images)
-            model_frames[0] += 1
+    A Python thread can only wake up when it gets the GIL. If `work` held the GIL during its heavy part, the probe
+    would stall for that whole time (seconds for one Mask R-CNN call); if `work` releases it, gaps stay at the
+    scale of the interpreter's switch interval plus OS scheduling on a busy machine.
+    """
+    gaps: list[float] = []
+    done = threading.Event()
 
+    def probe() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    thread = threading.Thread(target=probe)
+    thread.start()
     started = time.perf_counter()
-    for _ in range(3):
-        detector.detect(images)
-    model_alone_fps = 3 / (time.perf_counter() - started)
-    decode_alone = decode_fps(clip, seconds)
-    worker = threading.Thread(target=run_model)
-    worker.start()
-    started = time.perf_counter()
-    decode_concurrent = decode_fps(clip, seconds)
-    stop.set()
-    worker.join()
-    model_concurrent_fps = model_frames[0] / (time.perf_counter() - started)
+    work()
+    seconds = time.perf_counter() - started
+    done.set()
+    thread.join()
+    gaps.sort()
     return {
-        "decode_fps_alone": round(decode_alone, 1),
-        "decode_fps_while_model_runs": round(decode_concurrent, 1),
-        "model_fps_alone_1_thread": round(model_alone_fps, 3),
-        "model_fps_while_decoding_1_thread": round(model_concurrent_fps, 3),
+        "work_s": round(seconds, 2),
+        "probe_max_gap_ms": round(gaps[-1] * 1000, 1),
+        "probe_p99_gap_ms": round(gaps[int(0.99 * (len(gaps) - 1))] * 1000, 1),
+    }
+
+
+def threads_check(detector: Detector, frames: list[Frame], clip: Path, calls: int = 3) -> dict[str, dict]:
+    """How long do PyAV decoding and the model hold the GIL? (see `gil_gaps`)"""
+    images = frames_to_device(frames[:1], detector.device)
+    detector.detect(images)  # warm-up
+
+    def model_work() -> None:
+        for _ in range(calls):
+            detector.detect(images)
+
+    def decode_work() -> None:
+        deadline = time.perf_counter() + 5
+        decode_frames(clip, lambda: time.perf_counter() < deadline)
+
+    def python_work() -> None:  # control: pure Python holds the GIL and is preempted every switch interval
+        deadline = time.perf_counter() + 3
+        while time.perf_counter() < deadline:
+            sum(range(1000))
+
+    return {
+        "model (Mask R-CNN detect)": gil_gaps(model_work),
+        "decode (PyAV to rgb24)": gil_gaps(decode_work),
+        "pure Python loop (control)": gil_gaps(python_work),
     }
 
 
