@@ -26,7 +26,8 @@ MOTS_IGNORE_CLASS = 10
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:
     """COCO RLE of a boolean mask with `counts` as str (JSON-ready)."""
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    as_bytes = mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)
+    rle = mask_utils.encode(np.asfortranarray(as_bytes))
     rle["counts"] = rle["counts"].decode("ascii")
     return rle
 

@@ -69,10 +69,10 @@ def render_dataset(
         timing = rng_from(seq, 9)
         scene = make_scene(scene_mode, seq, size, FPS, short=True)
         effects = CameraEffects(rng_from(seq, 3), size, FPS)
-        frame_index = int(timing.integers(0, 60))
-        for _ in range(frame_index):
-            scene.step()
+        elapsed = float(timing.uniform(0.0, 2.0))
+        scene.advance(elapsed)
         for _ in range(min(STILLS_PER_SCENE, images - written)):
+            frame_index = round(elapsed * FPS)
             rendered = scene.render()
             rgb = effects.apply(rendered.rgb, frame_index)
             written += 1
@@ -91,10 +91,9 @@ def render_dataset(
                 "mode": scene_mode,
             }
             truth.add_frame(image, extract_instances(rendered, min_area), tracks=False)
-            gap = int(timing.integers(12, 45))
-            for _ in range(gap):
-                scene.step()
-            frame_index += gap
+            gap = float(timing.uniform(0.4, 1.5))  # seconds between stills of one scene
+            scene.advance(gap)
+            elapsed += gap
             if bar is not None:
                 bar.update(1)
         scene_index += 1

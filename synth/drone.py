@@ -24,9 +24,9 @@ from synth.params import rng_from
 from synth.raster import Patch, disc, paste, rasterize
 from synth.scene import RenderedFrame
 from synth.textures import TextureBank
-from synth.world import Actor, Lane, Strip, Traffic
+from synth.world import COARSE_STEP, Actor, Lane, Strip, Traffic
 
-TILE = 256  # world pixels per tile side
+TILE = 128  # world pixels per tile side: small tiles waste little ground outside the view
 
 
 @dataclass(slots=True)
@@ -266,11 +266,16 @@ class DroneScene:
         y = np.broadcast_to(v[:, None] / self.res + self.origin[1], (TILE, TILE))
         rgb = paint_ground(x, y, self.strips, self.style, self.noise, detail=min(1.0, self.res / 12))
         fine = self.noise.sample(x - 17.0, y + 29.0, 4.0)
+        reach = np.abs(self.sun).max() * 10.0  # roofs cast shadows up to this far (height 20 m)
         for block in self.blocks:
-            if block.x1 < x[0, 0] or block.x0 > x[0, -1] or block.y1 < y[0, 0] or block.y0 > y[-1, 0]:
-                shadow = block.kind == "roofs"
-                if not shadow:
-                    continue
+            pad = reach if block.kind == "roofs" else 0.0
+            if (
+                block.x1 + pad < x[0, 0]
+                or block.x0 - pad > x[0, -1]
+                or block.y1 + pad < y[0, 0]
+                or block.y0 - pad > y[-1, 0]
+            ):
+                continue
             self._paint_block(rgb, x, y, fine, block)
         for tree in self.trees:  # canopy shadows on the ground
             cx, cy = tree.position + self.sun * 3.0
@@ -311,11 +316,14 @@ class DroneScene:
             shade = 1 + 0.18 * rows + 0.15 * fine
             rgb[inside] = colour * shade[inside][:, None]
 
-    def _world_region(self, u0: int, v0: int, u1: int, v1: int) -> np.ndarray:
-        """World map pixels [v0:v1, u0:u1] assembled from tiles (painted on first use)."""
-        out = np.empty((v1 - v0, u1 - u0, 3), np.uint8)
+    def _world_region(self, u0: int, v0: int, u1: int, v1: int, quad: np.ndarray) -> np.ndarray:
+        """World map pixels [v0:v1, u0:u1] assembled from tiles, painting only tiles that the camera's
+        ground quadrilateral `quad` (world pixels) touches; the rest of the box is never seen."""
+        out = np.zeros((v1 - v0, u1 - u0, 3), np.uint8)
         for ty in range(v0 // TILE, (v1 - 1) // TILE + 1):
             for tx in range(u0 // TILE, (u1 - 1) // TILE + 1):
+                if not _square_meets_quad(tx * TILE - 1, ty * TILE - 1, TILE + 2, quad):
+                    continue
                 tile = self._tile(tx, ty)
                 ax0, ay0 = max(u0, tx * TILE), max(v0, ty * TILE)
                 ax1, ay1 = min(u1, (tx + 1) * TILE), min(v1, (ty + 1) * TILE)
@@ -329,6 +337,12 @@ class DroneScene:
         self.traffic.step()
         self.time += self.dt
 
+    def advance(self, seconds: float) -> None:
+        count = max(1, int(np.ceil(seconds / COARSE_STEP)))
+        for _ in range(count):
+            self.traffic.step(seconds / count)
+        self.time += seconds
+
     def render(self) -> RenderedFrame:
         to_metres = np.array([[1 / self.res, 0, self.origin[0]], [0, 1 / self.res, self.origin[1]], [0, 0, 1]])
         image_from_world = self.homography(self.time) @ to_metres
@@ -338,7 +352,7 @@ class DroneScene:
         u1, v1 = np.ceil(seen.max(axis=0)).astype(int) + 3
         u0, v0 = max(int(u0), 0), max(int(v0), 0)
         u1, v1 = min(int(u1), self.world_px), min(int(v1), self.world_px)
-        rgb = self._world_region(u0, v0, u1, v1)
+        rgb = self._world_region(u0, v0, u1, v1, seen)
         ids = np.zeros(rgb.shape[:2], np.uint16)
         shift = np.array([[1, 0, u0], [0, 1, v0], [0, 0, 1]], float)
         image_from_roi = image_from_world @ shift
@@ -414,3 +428,15 @@ def _darken(rgb: np.ndarray, patch: Patch, factor: float) -> None:
     alpha = patch.alpha[fy0 - patch.y0 : fy1 - patch.y0, fx0 - patch.x0 : fx1 - patch.x0]
     region = rgb[fy0:fy1, fx0:fx1]
     region[alpha] = (region[alpha] * factor).astype(np.uint8)
+
+
+def _square_meets_quad(x0: float, y0: float, side: float, quad: np.ndarray) -> bool:
+    """Whether the axis-aligned square and the convex quadrilateral overlap (separating axis test)."""
+    square = np.array([[x0, y0], [x0 + side, y0], [x0 + side, y0 + side], [x0, y0 + side]])
+    edges = np.roll(quad, -1, axis=0) - quad
+    axes = np.vstack([[1.0, 0.0], [0.0, 1.0], np.column_stack([-edges[:, 1], edges[:, 0]])])
+    for axis in axes:
+        a, b = square @ axis, quad @ axis
+        if a.max() < b.min() or b.max() < a.min():
+            return False
+    return True

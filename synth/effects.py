@@ -12,8 +12,6 @@ import numpy as np
 class CameraEffects:
     """Per-scene camera character; `apply` is deterministic given the frame index."""
 
-    NOISE_BANK = 4
-
     def __init__(self, rng: np.random.Generator, size: tuple[int, int], fps: float) -> None:
         width, height = size
         self.fps = fps
@@ -26,12 +24,13 @@ class CameraEffects:
         self.base_gain = float(rng.uniform(0.85, 1.1))
         self.base_tint = rng.uniform(-0.05, 0.05, 3)
         sigma = float(rng.uniform(1.2, 4.0))
-        # a few frames of noise, reused with random flips: per-pixel noise at a fraction of the cost
-        self.noise = [
-            np.round(rng.standard_normal((height, width, 3), dtype=np.float32) * sigma).astype(np.int16)
-            for _ in range(self.NOISE_BANK)
-        ]
-        self.rng = rng
+        # one noise field a little larger than the frame; each frame takes a shifted, flipped crop of it:
+        # per-pixel noise for a fraction of the cost of drawing it fresh every frame
+        self.pad = 16
+        self.noise = np.round(
+            rng.standard_normal((height + self.pad, width + self.pad, 3), dtype=np.float32) * sigma
+        ).astype(np.int16)
+        self.size = size
 
     def colour_matrix(self, frame_index: int) -> np.ndarray:
         t = frame_index / self.fps
@@ -43,11 +42,13 @@ class CameraEffects:
     def apply(self, rgb: np.ndarray, frame_index: int) -> np.ndarray:
         out = cv2.GaussianBlur(rgb, (3, 3), self.softness)
         out = cv2.transform(out, self.colour_matrix(frame_index)).astype(np.int16)
-        pick = (frame_index * 2654435761) % (self.NOISE_BANK * 4)  # deterministic, decorrelated choice
-        noise = self.noise[pick % self.NOISE_BANK]
-        if pick // self.NOISE_BANK & 1:
+        pick = (frame_index * 2654435761) & 0xFFFFFFFF  # deterministic, decorrelated from frame to frame
+        dy, dx = pick % self.pad, (pick >> 8) % self.pad
+        width, height = self.size
+        noise = self.noise[dy : dy + height, dx : dx + width]
+        if pick >> 16 & 1:
             noise = noise[::-1]
-        if pick // self.NOISE_BANK & 2:
+        if pick >> 17 & 1:
             noise = noise[:, ::-1]
         out += noise
         return np.clip(out, 0, 255).astype(np.uint8)

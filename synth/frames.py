@@ -65,7 +65,7 @@ def extract_instances(frame: RenderedFrame, min_area: int) -> list[Instance]:
         if area == 0 or box is None:
             continue
         ys, xs = box
-        mask = np.zeros(ids.shape, bool)
+        mask = np.zeros(ids.shape, bool, order="F")  # column-major: COCO RLE encodes it without a copy
         mask[ys, xs] = ids[ys, xs] == index
         visibility = min(1.0, area / full_area) if full_area > 0 else 1.0
         out.append(

@@ -71,6 +71,8 @@ def paint_ground(
         for strip in strips:
             if strip.kind != kind:
                 continue
+            if not _may_cross(x, y, strip):
+                continue
             along = (x - strip.centre[0]) * strip.direction[0] + (y - strip.centre[1]) * strip.direction[1]
             across = (x - strip.centre[0]) * strip.normal[0] + (y - strip.centre[1]) * strip.normal[1]
             inside = np.abs(across) <= strip.half_width
@@ -89,6 +91,16 @@ def paint_ground(
             if kind == "road":
                 _paint_markings(rgb, inside, along, across, strip, style)
     return rgb
+
+
+def _may_cross(x: np.ndarray, y: np.ndarray, strip: Strip) -> bool:
+    """False when the grid's four corners (a convex ground region) all lie on one side of the band."""
+    if x.ndim != 2:
+        return True
+    corners_x = np.array([x[0, 0], x[0, -1], x[-1, 0], x[-1, -1]])
+    corners_y = np.array([y[0, 0], y[0, -1], y[-1, 0], y[-1, -1]])
+    across = (corners_x - strip.centre[0]) * strip.normal[0] + (corners_y - strip.centre[1]) * strip.normal[1]
+    return not (np.all(across > strip.half_width) or np.all(across < -strip.half_width))
 
 
 def _paint_markings(rgb, inside, along, across, strip: Strip, style: GroundStyle) -> None:

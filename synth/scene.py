@@ -19,5 +19,8 @@ class Scene(Protocol):
     def step(self) -> None:
         """Advance the world by one frame interval."""
 
+    def advance(self, seconds: float) -> None:
+        """Advance the world by `seconds` in coarse steps (cheap; for skipping between dataset stills)."""
+
     def render(self) -> RenderedFrame:
         """Draw the current state."""

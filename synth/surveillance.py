@@ -21,7 +21,7 @@ from synth.params import rng_from
 from synth.raster import Part, Patch, capsule, disc, paste, poly, rasterize
 from synth.scene import RenderedFrame
 from synth.textures import TextureBank
-from synth.world import Actor, Lane, Strip, Traffic
+from synth.world import COARSE_STEP, Actor, Lane, Strip, Traffic
 
 
 @dataclass(slots=True)
@@ -224,6 +224,11 @@ class SurveillanceScene:
 
     def step(self) -> None:
         self.traffic.step()
+
+    def advance(self, seconds: float) -> None:
+        count = max(1, int(np.ceil(seconds / COARSE_STEP)))
+        for _ in range(count):
+            self.traffic.step(seconds / count)
 
     def render(self) -> RenderedFrame:
         rgb = self.background.copy()

@@ -18,10 +18,13 @@ class VideoWriter:
         self._stream.width, self._stream.height = size
         self._stream.pix_fmt = "yuv420p"
         # fixed encoder settings (and thread count) keep the bitstream identical run to run
-        self._stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "2"}
+        self._stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        self._index = 0
 
     def write(self, rgb: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame.pts = self._index  # explicit timestamps: frame i is shown at i / fps
+        self._index += 1
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 

@@ -14,6 +14,7 @@ import numpy as np
 from synth.appearance import PersonLook, VehicleLook
 from synth.categories import BICYCLE, CAR, PERSON, TRUCK
 
+COARSE_STEP = 0.2  # seconds: the longest step `advance` takes (following distances stay sane)
 MAX_TRACK_ID = 999  # MOTS ids are class*1000 + track, so a clip holds at most 999 tracks
 
 
@@ -207,8 +208,10 @@ class Traffic:
         sway = 0.15 * np.sin(actor.wander + 0.3 * actor.t) if lane.kind == "walk" else 0.0
         actor.position = lane.point(actor.t) + normal * (actor.lateral + sway)
 
-    def step(self) -> None:
-        dt, rng = self.dt, self.rng
+    def step(self, dt: float | None = None) -> None:
+        """Advance by one frame interval (or `dt` seconds; keep it well under a second)."""
+        dt = self.dt if dt is None else dt
+        rng = self.rng
         by_lane: dict[int, list[Actor]] = {}
         for actor in self.actors:
             by_lane.setdefault(actor.lane, []).append(actor)
