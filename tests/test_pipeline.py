@@ -20,6 +20,7 @@ from pycocotools import mask as mask_utils
 from pipeline.config import build_config
 from pipeline.errors import MaskstreamError
 from pipeline.events import from_stream_fields, validate_event
+from pipeline.metrics import FRAMES_PROCESSED
 from pipeline.runner import Pipeline
 from tests.pipeline_helpers import tiny_detector, write_clip
 from tests.servers import RedisServer, free_port
@@ -69,9 +70,13 @@ def test_a_file_becomes_ordered_events_in_redis_with_masks_inside_their_boxes(
 ) -> None:
     annotated = tmp_path / "annotated.mp4"
     cfg = config([{"id": "cam1", "url": str(clip)}], redis_server.url, sinks={"annotate": str(annotated)})
-    report = Pipeline(cfg, detector=tiny_detector(max_detections=10)).run()
+    processed_before = FRAMES_PROCESSED.labels(source="cam1")._value.get()
+    pipeline = Pipeline(cfg, detector=tiny_detector(max_detections=10))
+    report = pipeline.run()
 
     assert report.exit_code == 0 and report.frames == 30
+    assert FRAMES_PROCESSED.labels(source="cam1")._value.get() - processed_before == 30
+    assert pipeline.healthy() and pipeline.ready() == (True, "ready")
     events = stream_events(redis_server, "cam1")
     assert events[0]["type"] == "stream.started" and events[-1]["type"] == "stream.ended"
     assert check_track_lifecycle(events) > 0

@@ -170,3 +170,21 @@ def test_metrics_healthz_and_readyz_endpoints() -> None:
         assert fetch(base + "/nope")[0] == 404
     finally:
         server.stop()
+
+
+def test_status_line_shows_fps_drops_latency_and_events_per_source() -> None:
+    from pipeline.run_command import status_line
+    from pipeline.stats import RunStats
+
+    stats = RunStats()
+    stats.add_source("gate", live=True)
+    stats.update("gate", state="running")
+    for _ in range(3):
+        stats.frame_dropped("gate")
+    for latency in (0.2, 0.3, 0.4):
+        stats.frame_done("gate", latency)
+        time.sleep(0.01)
+    stats.events_published("gate", [{"type": "track.started"}, {"type": "track.updated"}])
+    line = status_line(stats)
+    assert "gate running" in line and "fps" in line and "dropped 3" in line and "2 events" in line
+    assert "latency p50 0.30 s p99 0.40 s" in line
