@@ -285,7 +285,7 @@ def test_unsupported_scheme_and_missing_host():
         open_source(SourceConfig(id="rtmp", url="rtmp://user:pw@host/live", live=True))
 
 
-def test_credentials_never_reach_logs_statuses_or_errors(caplog):
+def test_credentials_never_reach_logs_statuses_or_errors(caplog, capfd):
     caplog.set_level(logging.DEBUG)
     secret = "s3cr3t-Pa55"
     server = RtspServer(user="admin", password=secret).start()
@@ -311,7 +311,8 @@ def test_credentials_never_reach_logs_statuses_or_errors(caplog):
         bad.stop()
     finally:
         server.stop()
-    texts = [str(err.value), caplog.text]
+    captured = capfd.readouterr()  # anything FFmpeg itself might print goes to fd 1/2
+    texts = [str(err.value), caplog.text, captured.out, captured.err]
     for status in reader.statuses + bad.statuses:
         texts += [str(status.reason), repr(status.info)]
     assert all(secret not in text for text in texts)
