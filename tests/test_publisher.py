@@ -120,9 +120,10 @@ def test_redis_killed_and_restarted_loses_nothing_and_keeps_order(durable_redis:
     total = 600
     done = threading.Event()
 
-    def produce() -> None:  # ~300 events/s in frames of 3, as a pipeline would
+    def produce() -> None:  # two cameras, ~300 events/s each in frames of 3, as a pipeline would
         for frame in range(total // 3):
-            publisher.publish("cam1", [event("cam1", 3 * frame + k) for k in range(3)])
+            for source_id in ("cam1", "cam2"):
+                publisher.publish(source_id, [event(source_id, 3 * frame + k) for k in range(3)])
             time.sleep(0.01)
         done.set()
 
@@ -137,10 +138,11 @@ def test_redis_killed_and_restarted_loses_nothing_and_keeps_order(durable_redis:
     assert done.is_set()
     assert publisher.flush(20)
     publisher.close(5)
-    ids = stream_ids(durable_redis)
-    # at-least-once: a batch whose reply died with the server may be written twice; event ids drop the copy
-    first_copies = list(dict.fromkeys(ids))
-    assert first_copies == [f"e{n}" for n in range(total)]
+    for source_id in ("cam1", "cam2"):
+        ids = stream_ids(durable_redis, source_id)
+        # at-least-once: a batch whose reply died with the server may be written twice; event ids drop the copy
+        first_copies = list(dict.fromkeys(ids))
+        assert first_copies == [f"e{n}" for n in range(total)]
     assert publisher.stats()["dropped"] == 0
 
 
