@@ -217,9 +217,7 @@ class DroneScene:
                     along, across = slot + 1.3, row + 2.5
                     position = np.array([along, across]) if not vertical else np.array([across, along])
                     direction = np.array([0.0, 1.0]) if not vertical else np.array([1.0, 0.0])
-                    parked.append(
-                        (position, direction * (1 if rng.random() < 0.5 else -1), TRUCK if rng.random() < 0.05 else CAR)
-                    )
+                    parked.append((position, direction * (1 if rng.random() < 0.5 else -1), CAR))
                 slot += 2.6
             row += 5.0 if int((row - rows[0]) / 5.0) % 2 == 0 else 11.0  # a 6 m aisle after each double row
 

@@ -38,16 +38,19 @@ class GroundStyle:
 
 
 class NoiseField:
-    """A periodic 2-D noise tile sampled at metre coordinates (nearest cell): texture fixed to the ground."""
+    """A 2-D noise tile sampled at metre coordinates (nearest cell, mirrored repeats): texture fixed to the ground."""
 
     def __init__(self, rng: np.random.Generator, size: int = 512, cells: tuple[int, ...] = (4, 16, 64, 256)) -> None:
         self.tile = smooth_noise(rng, (size, size), cells)
         self.size = size
 
     def sample(self, x: np.ndarray, y: np.ndarray, cells_per_metre: float) -> np.ndarray:
-        ix = np.floor(x * cells_per_metre).astype(np.int64) % self.size
-        iy = np.floor(y * cells_per_metre).astype(np.int64) % self.size
-        return self.tile[iy, ix]
+        return self.tile[self._mirror(y * cells_per_metre), self._mirror(x * cells_per_metre)]
+
+    def _mirror(self, cells: np.ndarray) -> np.ndarray:
+        """Index into the tile, mirrored at its edges so the texture repeats without seams."""
+        index = np.floor(cells).astype(np.int64) % (2 * self.size)
+        return np.where(index < self.size, index, 2 * self.size - 1 - index)
 
 
 def paint_ground(
