@@ -1,11 +1,15 @@
-"""CuPy backend: roi_align.cu compiled by NVRTC (cupy.RawModule), launched on torch's current CUDA stream.
+"""CuPy backend: roi_align.cu compiled by NVRTC, loaded as a cupy.RawModule, launched on torch's current stream.
 
+The cubin is compiled through kernels.nvrtc with exactly NVRTC_OPTIONS (the build CI checks) and cached next to
+the host build; CuPy's own compile path is only the fallback when cuda.bindings is missing or NVRTC does not know
+the device, because it appends -ftz=true (denormal intermediates would flush to zero, still within 1e-30 of exact).
 Tensors cross to CuPy zero-copy through DLPack; outputs are allocated by torch. bf16 tensors cross as int16
 views (CuPy has no bfloat16 dtype; the kernel only needs the pointer).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import cache
 from typing import Any
@@ -14,7 +18,9 @@ import numpy as np
 import torch
 
 from kernels.launch import DevicePointer, LaunchPlan
-from kernels.source import NVRTC_OPTIONS, cuda_source
+from kernels.source import NVRTC_OPTIONS, build_dir, cuda_source, sources_digest, write_atomically
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -42,7 +48,33 @@ class CupyLauncher:
         self._modules: dict[int, Any] = {}
         self._functions: dict[tuple[int, str], Any] = {}
         self._streams: dict[tuple[int, int], Any] = {}
+        self.compiled_by: dict[int, str] = {}  # device index -> how its module was built (reported by benchmarks)
         self._lock = threading.Lock()
+
+    def _load_module(self, device_index: int) -> Any:
+        major, minor = torch.cuda.get_device_capability(device_index)
+        arch = f"sm_{major}{minor}"
+        try:
+            from kernels.nvrtc import compile_for
+        except ImportError:  # cuda.bindings missing
+            compile_for = None
+        if compile_for is not None:
+            cubin_path = build_dir() / f"roi_align_{arch}_{sources_digest(*NVRTC_OPTIONS)}.cubin"
+            if not cubin_path.exists():
+                try:
+                    result = compile_for(arch)
+                except Exception as exc:  # an NVRTC that cannot be loaded or does not know this arch
+                    result = None
+                    log.warning("RoIAlign: NVRTC compile for %s unavailable (%s); using CuPy's compiler", arch, exc)
+                if result is not None and result.ok:
+                    write_atomically(cubin_path, result.cubin)
+                elif result is not None:
+                    log.warning("RoIAlign: NVRTC failed for %s; using CuPy's compiler:\n%s", arch, result.log)
+            if cubin_path.exists():
+                self.compiled_by[device_index] = f"nvrtc ({arch}, {' '.join(NVRTC_OPTIONS)})"
+                return self._cupy.RawModule(path=str(cubin_path))
+        self.compiled_by[device_index] = f"cupy ({' '.join(NVRTC_OPTIONS)} + CuPy's -ftz=true)"
+        return self._cupy.RawModule(code=cuda_source(), options=NVRTC_OPTIONS)
 
     def _function(self, device_index: int, name: str) -> Any:
         key = (device_index, name)
@@ -51,7 +83,7 @@ class CupyLauncher:
             with self._lock:
                 module = self._modules.get(device_index)
                 if module is None:
-                    module = self._cupy.RawModule(code=cuda_source(), options=NVRTC_OPTIONS)
+                    module = self._load_module(device_index)
                     self._modules[device_index] = module
                 function = module.get_function(name)
                 self._functions[key] = function

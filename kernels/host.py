@@ -1,7 +1,7 @@
 """Host backend: roi_align.cu built with g++ through host_shim.h, loaded with ctypes, for verification on CPUs.
 
-The shared library is cached under kernels/_build/ (or $MASKSTREAM_KERNEL_BUILD_DIR, or ~/.cache/maskstream when
-the package directory is read-only), named by a hash of the sources, flags and compiler, so edits rebuild.
+The shared library is cached in kernels.source.build_dir() (kernels/_build/ by default), named by a hash of the
+sources, flags and compiler, so edits rebuild.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from kernels.launch import DevicePointer, LaunchPlan
 from kernels.source import HOST_LAUNCHER, KERNEL_DIR, sources_digest
+from kernels.source import build_dir as kernel_build_dir
 
 # -ffp-contract=off: no fused multiply-add, so fp32 results are bit-identical to torchvision's CPU op.
 HOST_CXXFLAGS: tuple[str, ...] = ("-O2", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC", "-Wall", "-Wextra")
@@ -37,21 +38,11 @@ def _compiler_version(compiler: str) -> str:
     return subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False).stdout
 
 
-def _build_dir() -> Path:
-    override = os.environ.get("MASKSTREAM_KERNEL_BUILD_DIR")
-    if override:
-        return Path(override)
-    in_package = KERNEL_DIR / "_build"
-    if os.access(KERNEL_DIR, os.W_OK):
-        return in_package
-    return Path.home() / ".cache" / "maskstream" / "kernels"
-
-
 def build_host_library() -> Path:
     """Compile the host library if this exact source/flags/compiler combination is not cached yet."""
     compiler = _compiler()
     digest = sources_digest(" ".join(HOST_CXXFLAGS), _compiler_version(compiler))
-    build_dir = _build_dir()
+    build_dir = kernel_build_dir()
     target = build_dir / f"roi_align_host_{digest}.so"
     if target.exists():
         return target

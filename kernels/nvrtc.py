@@ -1,7 +1,8 @@
 """Compile roi_align.cu with NVRTC without a GPU (cuda.bindings, which torch's CUDA wheels bring).
 
-CuPy's RawKernel.compile() needs a device; NVRTC itself does not, so CI can check that the source the CuPy
-backend will compile builds cleanly for each target architecture. Run `python -m kernels.nvrtc` for a report.
+CuPy's RawKernel.compile() needs a device; NVRTC itself does not, so CI compiles, for each target architecture,
+the very cubin the CuPy backend loads (kernels/cupy_backend.py compiles through this module, because CuPy's own
+compile path appends -ftz=true). Run `python -m kernels.nvrtc [sm_80 sm_90 ...]` for a report.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ class NvrtcResult:
     arch: str
     ok: bool
     log: str
-    cubin_bytes: int
+    cubin: bytes
 
 
 def _check(result: tuple, what: str) -> tuple:
@@ -46,8 +47,12 @@ def compile_for(arch: str, extra_options: tuple[str, ...] = ()) -> NvrtcResult:
         log = b" " * log_size
         _check(nvrtc.nvrtcGetProgramLog(program, log), "log")
         ok = status == nvrtc.nvrtcResult.NVRTC_SUCCESS
-        cubin_bytes = _check(nvrtc.nvrtcGetCUBINSize(program), "cubin size")[0] if ok else 0
-        return NvrtcResult(arch, ok, log.rstrip(b"\x00").decode(errors="replace").strip(), cubin_bytes)
+        cubin = b""
+        if ok:
+            (size,) = _check(nvrtc.nvrtcGetCUBINSize(program), "cubin size")
+            cubin = b" " * size
+            _check(nvrtc.nvrtcGetCUBIN(program, cubin), "cubin")
+        return NvrtcResult(arch, ok, log.rstrip(b"\x00").decode(errors="replace").strip(), cubin)
     finally:
         nvrtc.nvrtcDestroyProgram(program)
 
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     for arch in archs:
         result = compile_for(arch)
         status = "ok" if result.ok and not result.log else ("warnings" if result.ok else "FAILED")
-        print(f"{arch}: {status}, cubin {result.cubin_bytes} bytes")
+        print(f"{arch}: {status}, cubin {len(result.cubin)} bytes")
         if result.log:
             print(result.log)
         failed |= status != "ok"
