@@ -334,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     print("  " + ", ".join(f"{k}={v}" for k, v in run.results["environment"].items()))
     print(f"  command: python {' '.join(sys.argv)}")
     check_correctness(run)
+    if run.backend == "cupy":
+        from kernels.cupy_backend import cupy_launcher
+
+        run.results["environment"]["kernel_build"] = cupy_launcher().compiled_by
+        print(f"  kernel build: {cupy_launcher().compiled_by}")
     bench_poolers(run)
     if not args.skip_model:
         bench_model(run)
