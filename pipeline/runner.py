@@ -231,6 +231,8 @@ class Pipeline:
             last.join(tick_s)
             if on_tick is not None:
                 on_tick(self.stats)
+            if any(t.failure is not None for t in self._stage_threads) and not self._aborted.is_set():
+                self.abort()  # a broken stage: unblock everyone instead of waiting on a queue nobody reads
         for thread in self._stage_threads:
             thread.join(5.0)
         for slot in self._slots:
