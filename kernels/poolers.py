@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 import torchvision
@@ -26,11 +27,17 @@ from kernels.ops import (
 from kernels.source import MAX_LEVELS
 
 
+@lru_cache(maxsize=256)
+def _power_of_two_scale(feature_size: int, image_size: int) -> float:
+    # Cached: shapes repeat call after call, and these small CPU tensor ops cost tens of microseconds.
+    approx_scale = float(feature_size) / float(image_size)
+    return 2 ** float(torch.tensor(approx_scale).log2().round())
+
+
 def infer_scale(feature: torch.Tensor, original_size: tuple[int, int]) -> float:
     """A level's scale, the power of two nearest to feature height / image height (torchvision's rule,
     including its fp32 rounding)."""
-    approx_scale = float(feature.shape[-2]) / float(original_size[0])
-    return 2 ** float(torch.tensor(approx_scale).log2().round())
+    return _power_of_two_scale(int(feature.shape[-2]), int(original_size[0]))
 
 
 def level_mapping(

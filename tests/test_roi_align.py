@@ -71,9 +71,36 @@ def test_list_of_boxes_form_matches_tensor_form() -> None:
 def test_forward_exact_on_arbitrary_boxes(height, width, coords, pooled, sampling_ratio, aligned, scale) -> None:
     features = torch.randn(2, 2, height, width, generator=torch.Generator().manual_seed(height * 31 + width))
     rois = torch.tensor([[b, x1, y1, x2, y2] for x1, y1, x2, y2, b in coords], dtype=torch.float32).reshape(-1, 5)
-    expected = torchvision.ops.roi_align(features, rois, pooled, scale, sampling_ratio, aligned)
+    expected = torchvision_reference(features, rois, pooled, scale, sampling_ratio, aligned)
     actual = roi_align(features, rois, pooled, scale, sampling_ratio, aligned, backend="host")
     assert torch.equal(actual, expected)
+
+
+def torchvision_reference(features, rois, pooled, scale, sampling_ratio, aligned) -> torch.Tensor:
+    """torchvision's CPU op, row by row where it refuses a row: an inverted box with aligned=True and an adaptive
+    grid has a negative sample count, which the CPU op cannot allocate and the CUDA op pools to zero."""
+    try:
+        return torchvision.ops.roi_align(features, rois, pooled, scale, sampling_ratio, aligned)
+    except ValueError:
+        rows = []
+        for roi in rois:
+            try:
+                rows.append(torchvision.ops.roi_align(features, roi[None], pooled, scale, sampling_ratio, aligned))
+            except ValueError:
+                assert aligned and sampling_ratio <= 0
+                rows.append(features.new_zeros((1, features.shape[1], *_pair(pooled))))
+        return torch.cat(rows)
+
+
+def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def test_inverted_aligned_box_with_adaptive_grid_pools_zero_like_torchvision_cuda() -> None:
+    features = torch.ones(1, 1, 4, 4)
+    rois = torch.tensor([[0.0, 3.0, 1.0, 1.0, 3.0]])  # x2 < x1
+    out = roi_align(features, rois, 2, 1.0, 0, True, backend="host")
+    assert torch.equal(out, torch.zeros(1, 1, 2, 2))
 
 
 def assert_close_relative(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5) -> None:
@@ -239,3 +266,16 @@ def test_nan_level_rois_pool_zero_like_torchvision() -> None:
     actual = MultiScaleRoIAlign(names, 3, 2, backend="host")(x, boxes, [image])
     assert torch.equal(actual, expected)
     assert actual[0].abs().sum() == 0
+
+
+def test_scale_inference_matches_torchvision() -> None:
+    from kernels.poolers import level_mapping
+
+    generator = torch.Generator().manual_seed(16)
+    for image in [(800, 1333), (180, 260), (64, 64), (513, 1025)]:
+        x = fpn_features(generator, batch=1, channels=1, image=image)
+        features = [x[k] for k in ["0", "1", "2", "3"]]
+        scales, mapper = torchvision.ops.poolers._setup_scales(features, [image], 224, 4)
+        mapping = level_mapping(features, [image], 224, 4)
+        assert list(mapping.scales) == scales
+        assert (mapping.k_min, mapping.k_max) == (mapper.k_min, mapper.k_max)
