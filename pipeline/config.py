@@ -60,9 +60,10 @@ class ModelConfig(BaseModel):
         None, description="Keep only detections of these class names (checked against the model); null = all."
     )
     max_detections: int = Field(100, ge=1, le=1000, description="At most this many detections per frame.")
-    roi_align: Literal["auto", "torchvision"] = Field(
+    roi_align: Literal["auto", "torchvision", "cupy", "host"] = Field(
         "auto",
-        description="RoIAlign implementation: auto = our CuPy kernel on CUDA when available, else torchvision's.",
+        description="RoIAlign implementation: auto = our CuPy kernel on CUDA when available, else torchvision's; "
+        "cupy = our kernel (CUDA only); host = our kernel's CPU build (for verification, slow).",
     )
     threads: int | None = Field(
         None, ge=1, description="CPU threads for the model (torch intra-op); null = torch's default (one per core)."
