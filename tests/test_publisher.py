@@ -151,14 +151,18 @@ def test_outage_longer_than_the_spool_drops_the_oldest_and_reports_the_exact_cou
 ) -> None:
     caplog.set_level(logging.INFO, logger="stages.publisher")
     # slow retries: the writer stays out of the way while the test overfills the spool
-    publisher = RedisPublisher(RedisConfig(url=durable_redis.url, spool_max_events=100, initial_backoff_s=0.5,
+    publisher = RedisPublisher(RedisConfig(url=durable_redis.url, spool_max_events=100, initial_backoff_s=1.0,
                                            max_backoff_s=1.0))  # fmt: skip
     for n in range(10):
         publisher.publish("cam1", [event("cam1", n)])
     assert publisher.flush(10)
     dropped_before = EVENTS_DROPPED.labels("cam1")._value.get()
     durable_redis.kill()
-    for n in range(10, 260):
+    publisher.publish("cam1", [event("cam1", 10)])
+    deadline = time.monotonic() + 10
+    while publisher.stats()["connected"] and time.monotonic() < deadline:
+        time.sleep(0.01)  # the writer's attempt failed: it now sleeps in backoff, nothing is in flight
+    for n in range(11, 260):
         publisher.publish("cam1", [event("cam1", n)])
     assert publisher.stats()["spooled"] == 100
     durable_redis.start()
