@@ -277,11 +277,15 @@ def bench_model(run: Run) -> None:
     model = model.eval().to(run.device)
     g = torch.Generator(device=run.device).manual_seed(2)
     images = [torch.rand(3, *run.image, generator=g, device=run.device)]
+    torchvision_poolers = (model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool)
     for precision in ("fp32", "fp16"):
         autocast = precision == "fp16" and run.device.type == "cuda"
         outputs, times = {}, {}
         for pooler in ("torchvision", run.backend):
-            swap_poolers(model, backend=pooler)
+            # torchvision's own modules for the baseline, not our module's torchvision backend.
+            model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool = torchvision_poolers
+            if pooler != "torchvision":
+                swap_poolers(model, backend=pooler)
 
             def infer(autocast: bool = autocast) -> list[dict]:
                 with torch.inference_mode(), torch.autocast(run.device.type, enabled=autocast):
