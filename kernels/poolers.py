@@ -12,6 +12,7 @@ import torchvision
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from kernels.cupy_backend import cupy_available, cupy_launcher
 from kernels.launch import LevelMapping, PoolGeometry, plan_multilevel_backward, plan_multilevel_forward
 from kernels.ops import (
     BACKENDS,
@@ -191,13 +192,25 @@ class MultiScaleRoIAlign(nn.Module):
 POOLER_ATTRIBUTES = ("box_roi_pool", "mask_roi_pool", "keypoint_roi_pool")
 
 
+def _model_device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
 def swap_poolers(model: nn.Module, backend: Backend = "cupy") -> None:
-    """Replace the RoI poolers of a torchvision R-CNN (box, mask, keypoint when present) in place with our
-    MultiScaleRoIAlign on `backend`, keeping each pooler's names, size, sampling ratio and canonical level."""
+    """Set the RoI poolers of a torchvision R-CNN (box, mask, keypoint when present) in place.
+
+    "cupy"/"host": our MultiScaleRoIAlign on that backend, keeping each pooler's feature names, output size,
+    sampling ratio and canonical scale/level. "torchvision": torchvision's own modules (ours are swapped back).
+    "auto": "cupy" when the model is on CUDA and CuPy works, else "torchvision". Idempotent.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"swap_poolers: unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    if backend == "cupy":
-        resolve_backend("cupy", torch.device("cuda"))  # fail now, not on the first frame, when CuPy is missing
+    if backend == "auto":
+        backend = "cupy" if _model_device(model).type == "cuda" and cupy_available() else "torchvision"
+    if backend == "cupy" and not cupy_available():  # fail now, not on the first frame
+        cupy_launcher()  # raises the "not installed" error when that is the reason
+        raise RuntimeError("swap_poolers: backend 'cupy' needs a CUDA device visible to CuPy; none found")
     roi_heads = getattr(model, "roi_heads", None)
     if roi_heads is None:
         raise TypeError(f"swap_poolers: {type(model).__name__} has no roi_heads (expected a torchvision R-CNN)")
@@ -205,19 +218,22 @@ def swap_poolers(model: nn.Module, backend: Backend = "cupy") -> None:
         pooler = getattr(roi_heads, attribute, None)
         if pooler is None:
             continue
-        if isinstance(pooler, MultiScaleRoIAlign):
-            pooler.backend = backend
-            continue
-        if not isinstance(pooler, torchvision.ops.MultiScaleRoIAlign):
+        if not isinstance(pooler, (MultiScaleRoIAlign, torchvision.ops.MultiScaleRoIAlign)):
             raise TypeError(
                 f"swap_poolers: roi_heads.{attribute} is a {type(pooler).__name__}, not a MultiScaleRoIAlign"
             )
-        replacement = MultiScaleRoIAlign(
-            list(pooler.featmap_names),
-            pooler.output_size,
-            pooler.sampling_ratio,
-            canonical_scale=pooler.canonical_scale,
-            canonical_level=pooler.canonical_level,
-            backend=backend,
-        )
-        setattr(roi_heads, attribute, replacement)
+        settings = {
+            "featmap_names": list(pooler.featmap_names),
+            "output_size": pooler.output_size,
+            "sampling_ratio": pooler.sampling_ratio,
+            "canonical_scale": pooler.canonical_scale,
+            "canonical_level": pooler.canonical_level,
+        }
+        aligned = getattr(pooler, "aligned", False)
+        if backend == "torchvision" and not aligned:  # torchvision's module has no `aligned`
+            if not isinstance(pooler, torchvision.ops.MultiScaleRoIAlign):
+                setattr(roi_heads, attribute, torchvision.ops.MultiScaleRoIAlign(**settings))
+        elif isinstance(pooler, MultiScaleRoIAlign):
+            pooler.backend = backend
+        else:
+            setattr(roi_heads, attribute, MultiScaleRoIAlign(**settings, aligned=aligned, backend=backend))

@@ -208,8 +208,18 @@ def test_swap_poolers_replaces_both_poolers_keeping_their_settings() -> None:
     assert isinstance(box, MultiScaleRoIAlign) and isinstance(mask, MultiScaleRoIAlign)
     assert (box.output_size, box.sampling_ratio, box.featmap_names) == ((7, 7), 2, ["0", "1", "2", "3"])
     assert (mask.output_size, mask.backend) == ((14, 14), "host")
-    swap_poolers(model, backend="torchvision")  # swapping again just changes the backend
-    assert model.roi_heads.box_roi_pool is box and box.backend == "torchvision"
+    swap_poolers(model, backend="host")  # idempotent
+    assert model.roi_heads.box_roi_pool is box
+    swap_poolers(model, backend="torchvision")  # torchvision's own modules back, same settings
+    restored = model.roi_heads.mask_roi_pool
+    assert type(restored) is torchvision.ops.MultiScaleRoIAlign
+    assert (restored.output_size, restored.sampling_ratio, restored.featmap_names) == (
+        (14, 14),
+        2,
+        ["0", "1", "2", "3"],
+    )
+    swap_poolers(model, backend="auto")  # a CPU model: auto keeps torchvision's
+    assert type(model.roi_heads.box_roi_pool) is torchvision.ops.MultiScaleRoIAlign
     with pytest.raises(ValueError, match="unknown backend"):
         swap_poolers(model, backend="triton")
 
