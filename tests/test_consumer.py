@@ -202,3 +202,17 @@ def test_tail_keeps_going_when_redis_restarts(redis_server: RedisServer) -> None
     lines = out.getvalue().splitlines()
     assert [line.split()[0:3] for line in lines] == [["stream.connected", "cam1", "frame=0"],
                                                      ["stream.connected", "cam1", "frame=1"]]  # fmt: skip
+
+
+def test_shared_dedupe_drops_a_copy_that_reaches_another_consumer(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    a = consumer(redis_server, "a", shared_dedupe_ttl_s=60)
+    b = consumer(redis_server, "b", shared_dedupe_ttl_s=60)
+    client.xadd(KEY, to_stream_fields(event("cam1", 0)))
+    (first,) = read_until(a, 1)  # a handles e0 and acks it
+    client.xadd(KEY, to_stream_fields(event("cam1", 0)))  # the publisher's retry copy, read by b
+    client.xadd(KEY, to_stream_fields(event("cam1", 1)))
+    got = read_until(b, 1)
+    assert first.event_id == "e0" and [e.event_id for e in got] == ["e1"]
+    assert b.duplicates == 1 and b.lag()["cam1"].pending == 0
+    assert 0 < client.pttl(f"{KEY}:done:workers:e0") <= 60_000
