@@ -21,6 +21,7 @@ sinks implement `EventSink`. `to_stream_fields` / `from_stream_fields` are the R
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -221,8 +222,25 @@ def validate_event(event: dict[str, Any]) -> None:
 
 
 def encode_event(event: dict[str, Any]) -> str:
-    """Compact JSON of one event (the `data` field of a stream entry, one line of a JSONL file)."""
-    return json.dumps(event, separators=(",", ":"), allow_nan=False)
+    """Compact JSON of one event (the `data` field of a stream entry, one line of a JSONL file).
+
+    Strict JSON: a NaN or infinity (e.g. a broken stream's pts) becomes null rather than an invalid token that
+    other languages' parsers reject.
+    """
+    try:
+        return json.dumps(event, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(event), separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def to_stream_fields(event: dict[str, Any], data: str | None = None) -> dict[str, str]:

@@ -15,6 +15,7 @@ from pipeline.events import (
     SCHEMA_VERSION,
     EventBuilder,
     dropped_event,
+    encode_event,
     from_stream_fields,
     rle_to_json,
     to_stream_fields,
@@ -178,3 +179,11 @@ def test_any_mask_survives_the_event_json_round_trip(height: int, width: int, se
     event_mask = json.loads(json.dumps(rle_to_json(rle)))
     decoded = mask_utils.decode({"size": event_mask["size"], "counts": event_mask["counts"].encode()})
     np.testing.assert_array_equal(decoded.astype(bool), mask)
+
+
+def test_non_finite_numbers_become_null_in_strict_json() -> None:
+    event = EventBuilder(CLASSES).for_frame(make_result(0, [("started", 1, True)]))[0]
+    event["pts"] = float("nan")
+    event["bbox"][0] = float("inf")
+    decoded = json.loads(encode_event(event))
+    assert decoded["pts"] is None and decoded["bbox"][0] is None and decoded["bbox"][1] == event["bbox"][1]
