@@ -30,30 +30,37 @@ _MAX_CHUNK_ELEMENTS = 24_000_000
 
 
 def _interpolation_weights(
-    start: torch.Tensor, length: torch.Tensor, size: int, mask_size: int, clip_lo: torch.Tensor, clip_hi: torch.Tensor
+    origin: torch.Tensor,
+    span: int,
+    start: torch.Tensor,
+    length: torch.Tensor,
+    frame_size: int,
+    mask_size: int,
+    clip_lo: torch.Tensor,
+    clip_hi: torch.Tensor,
 ) -> torch.Tensor:
-    """(N, size, mask_size) weights that resample a mask of `mask_size` cells onto pixels [start, start+length).
+    """(N, span, mask_size) weights that resample each mask onto frame pixels origin .. origin+span-1.
 
-    Matches `F.interpolate(mode="bilinear", align_corners=False)`: source = (j + 0.5) * M / length - 0.5, clamped
-    at 0; the two neighbouring cells share the weight. Pixels outside [start, start+length) and outside
-    [clip_lo, clip_hi) get no weight (they stay empty).
+    The mask covers pixels [start, start+length) of the frame. Matches `F.interpolate(mode="bilinear",
+    align_corners=False)`: source = (j + 0.5) * M / length - 0.5 for pixel j of the box, clamped at 0; the two
+    neighbouring cells share the weight. Pixels outside the box, the frame or [clip_lo, clip_hi) get no weight.
     """
     n = start.shape[0]
     device = start.device
-    pixels = torch.arange(size, device=device, dtype=torch.float32)[None, :]  # (1, size)
-    j = pixels - start[:, None].float()  # position inside the pasted box, (N, size)
-    valid = (j >= 0) & (j < length[:, None]) & (pixels >= clip_lo[:, None]) & (pixels < clip_hi[:, None])
+    pixels = origin[:, None].float() + torch.arange(span, device=device, dtype=torch.float32)[None, :]  # (N, span)
+    j = pixels - start[:, None].float()  # position inside the pasted box
+    valid = (j >= 0) & (j < length[:, None]) & (pixels < frame_size)
+    valid &= (pixels >= clip_lo[:, None]) & (pixels < clip_hi[:, None])
     scale = mask_size / length[:, None].float()
     src = ((j + 0.5) * scale - 0.5).clamp(min=0.0)
     i0 = src.floor().clamp(max=mask_size - 1)
     lam1 = src - i0
-    i0 = i0.long()
+    i0 = i0.long().clamp(min=0)
     i1 = (i0 + 1).clamp(max=mask_size - 1)
-    weights = torch.zeros(n, size, mask_size, device=device, dtype=torch.float32)
-    w0 = torch.where(valid, 1.0 - lam1, torch.zeros_like(lam1))
-    w1 = torch.where(valid, lam1, torch.zeros_like(lam1))
-    weights.scatter_add_(2, i0[..., None], w0[..., None])
-    weights.scatter_add_(2, i1[..., None], w1[..., None])
+    weights = torch.zeros(n, span, mask_size, device=device, dtype=torch.float32)
+    zero = torch.zeros_like(lam1)
+    weights.scatter_add_(2, i0[..., None], torch.where(valid, 1.0 - lam1, zero)[..., None])
+    weights.scatter_add_(2, i1[..., None], torch.where(valid, lam1, zero)[..., None])
     return weights
 
 
@@ -70,13 +77,17 @@ def paste_masks(
     The result is transposed (N, W, H) so `.numpy().transpose(2, 1, 0)` is a Fortran-ordered (H, W, N) array.
     `clip_to_box=True` keeps every mask inside its detection box (rounded outwards), as consumers expect;
     torchvision lets the one-cell padding spill up to 1/M of the box size outside.
+
+    The products are computed in a window the size of the largest box (not the whole frame), each mask at its own
+    box's position, and the set pixels are then scattered into the frame in one indexed write.
     """
     if mask_probs.dim() == 4:
         mask_probs = mask_probs[:, 0]
     n = mask_probs.shape[0]
     device = mask_probs.device
+    out = torch.zeros((n, width, height), dtype=torch.bool, device=device)
     if n == 0:
-        return torch.zeros((0, width, height), dtype=torch.bool, device=device)
+        return out
     m = mask_probs.shape[-1]
     # torchvision's expand_masks: pad one empty cell on each side and grow the box by the same ratio
     padded = torch.nn.functional.pad(mask_probs.float(), (1, 1, 1, 1))
@@ -89,26 +100,29 @@ def paste_masks(
     cy = (boxes[:, 3] + boxes[:, 1]) * 0.5
     x0 = (cx - half_w).to(torch.int64)  # truncation, as torchvision's .to(int64)
     y0 = (cy - half_h).to(torch.int64)
-    x1 = (cx + half_w).to(torch.int64)
-    y1 = (cy + half_h).to(torch.int64)
-    w = (x1 - x0 + 1).clamp(min=1)
-    h = (y1 - y0 + 1).clamp(min=1)
+    w = ((cx + half_w).to(torch.int64) - x0 + 1).clamp(min=1)
+    h = ((cy + half_h).to(torch.int64) - y0 + 1).clamp(min=1)
     if clip_to_box:
         clip_x = (boxes[:, 0].floor(), boxes[:, 2].ceil())
         clip_y = (boxes[:, 1].floor(), boxes[:, 3].ceil())
     else:
         inf = torch.full((n,), float("inf"), device=device)
         clip_x = clip_y = (-inf, inf)
+    # each mask's window starts at its box, inside the frame; the window is as large as the largest box
+    ox, oy = x0.clamp(0, width - 1), y0.clamp(0, height - 1)
+    spans = torch.stack([((x0 + w).clamp(max=width) - ox).max(), ((y0 + h).clamp(max=height) - oy).max()])
+    span_w, span_h = (max(1, int(v)) for v in spans.tolist())
 
-    out = torch.empty((n, width, height), dtype=torch.bool, device=device)
-    chunk = max(1, _MAX_CHUNK_ELEMENTS // max(1, width * height))
+    chunk = max(1, _MAX_CHUNK_ELEMENTS // (span_w * span_h))
     for lo in range(0, n, chunk):
         sl = slice(lo, lo + chunk)
-        wx = _interpolation_weights(x0[sl], w[sl], width, mp, clip_x[0][sl], clip_x[1][sl])  # (n, W, M)
-        wy = _interpolation_weights(y0[sl], h[sl], height, mp, clip_y[0][sl], clip_y[1][sl])  # (n, H, M)
+        wx = _interpolation_weights(ox[sl], span_w, x0[sl], w[sl], width, mp, clip_x[0][sl], clip_x[1][sl])
+        wy = _interpolation_weights(oy[sl], span_h, y0[sl], h[sl], height, mp, clip_y[0][sl], clip_y[1][sl])
         # (W x M) @ (M x M)^T @ (M x H) = the pasted mask, transposed
-        pasted_t = torch.bmm(wx, torch.bmm(padded[sl].transpose(1, 2), wy.transpose(1, 2)))
-        out[sl] = pasted_t > threshold
+        window = torch.bmm(wx, torch.bmm(padded[sl].transpose(1, 2), wy.transpose(1, 2))) > threshold
+        index, col, row = window.nonzero(as_tuple=True)
+        index = index + lo
+        out[index, ox[index] + col, oy[index] + row] = True
     return out
 
 
