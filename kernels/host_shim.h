@@ -16,6 +16,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 
 struct dim3 {
   unsigned int x = 1, y = 1, z = 1;
@@ -31,6 +32,12 @@ inline float atomicAdd(float* address, float value) {
   const float old = *address;
   *address = old + value;
   return old;
+}
+
+// Read-only cached load on the device; a plain load here.
+template <typename T>
+inline T __ldg(const T* pointer) {
+  return *pointer;
 }
 
 inline unsigned int __float_as_uint(float f) {

@@ -18,6 +18,7 @@ from kernels import MultiScaleRoIAlign, roi_align, swap_poolers
 from kernels.cupy_backend import cupy_available
 from kernels.host import build_host_library
 from kernels.launch import (
+    THREADS_PER_BLOCK,
     DevicePointer,
     LevelMapping,
     PoolGeometry,
@@ -40,7 +41,7 @@ def test_nvrtc_compiles_without_errors_or_warnings(arch: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
-def test_nvcc_compiles_for_sm90_with_warnings_as_errors(tmp_path: Path) -> None:
+def test_nvcc_compiles_for_sm90_without_warnings_or_spills(tmp_path: Path) -> None:
     options = [o for o in NVRTC_OPTIONS]
     result = subprocess.run(
         [
@@ -53,6 +54,8 @@ def test_nvcc_compiles_for_sm90_with_warnings_as_errors(tmp_path: Path) -> None:
             "-o",
             str(tmp_path / "roi_align.o"),
             *options,
+            "-Xptxas",
+            "--warn-on-spills",  # the launch bounds must not cost register spills
             "-Werror",
             "all-warnings",
         ],
@@ -112,6 +115,12 @@ def test_launch_plans_match_the_kernel_signatures(dtype: torch.dtype) -> None:
         assert [arg_kind(a) for a in plan.args] == signatures[plan.kernel], plan.kernel
         assert plan.block == (256, 1, 1)
         assert plan.grid[0] * plan.block[0] >= output.numel()
+
+
+def test_launch_block_size_matches_the_kernels_launch_bounds() -> None:
+    """A block larger than __launch_bounds__ allows would fail to launch on the GPU (not on the host)."""
+    declared = re.search(r"#define MS_THREADS_PER_BLOCK (\d+)", CUDA_SOURCE.read_text())
+    assert declared and int(declared.group(1)) == THREADS_PER_BLOCK
 
 
 def test_zero_work_gives_no_launch() -> None:
