@@ -320,9 +320,11 @@ class DroneScene:
         out = np.zeros((v1 - v0, u1 - u0, 3), np.uint8)
         for ty in range(v0 // TILE, (v1 - 1) // TILE + 1):
             for tx in range(u0 // TILE, (u1 - 1) // TILE + 1):
-                if not _square_meets_quad(tx * TILE - 1, ty * TILE - 1, TILE + 2, quad):
-                    continue
-                tile = self._tile(tx, ty)
+                tile = self._tiles.get((tx, ty))
+                if tile is None:
+                    if not _square_meets_quad(tx * TILE - 1, ty * TILE - 1, TILE + 2, quad):
+                        continue
+                    tile = self._tile(tx, ty)
                 ax0, ay0 = max(u0, tx * TILE), max(v0, ty * TILE)
                 ax1, ay1 = min(u1, (tx + 1) * TILE), min(v1, (ty + 1) * TILE)
                 out[ay0 - v0 : ay1 - v0, ax0 - u0 : ax1 - u0] = tile[
