@@ -151,7 +151,7 @@ class DroneScene:
             for k in range(each_way):
                 lanes.append(
                     Lane(
-                        point + normal * side * (1.75 + 3.5 * k), heading, "vehicle", 0.1 * density, lateral_jitter=0.2
+                        point + normal * side * (1.75 + 3.5 * k), heading, "vehicle", 0.22 * density, lateral_jitter=0.2
                     )
                 )
             if rng.random() < 0.5:
@@ -163,7 +163,7 @@ class DroneScene:
             walk = point + normal * side * (half_width + walk_w / 2)
             self.strips.append(Strip(walk, direction, walk_w / 2, "sidewalk"))
             for way in (direction, -direction):
-                lanes.append(Lane(walk, way, "walk", 0.06 * density, lateral_jitter=walk_w / 2 - 0.3))
+                lanes.append(Lane(walk, way, "walk", 0.09 * density, lateral_jitter=walk_w / 2 - 0.3))
 
     def _blocks(self, rng, xs, ys, half, lanes: list[Lane], parked, density) -> None:
         def edges(lines):
@@ -227,7 +227,7 @@ class DroneScene:
             start = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
             angle = rng.uniform(0, 2 * np.pi)
             lanes.append(
-                Lane(start, np.array([np.cos(angle), np.sin(angle)]), "walk", 0.04 * density, lateral_jitter=1.5)
+                Lane(start, np.array([np.cos(angle), np.sin(angle)]), "walk", 0.06 * density, lateral_jitter=1.5)
             )
         area = (x1 - x0) * (y1 - y0)
         for _ in range(int(min(rng.poisson(area / 400), 40))):

@@ -61,7 +61,7 @@ class SurveillanceScene:
         parking: list[tuple[np.ndarray, np.ndarray]] = []  # (position, direction) of parked cars
         density = float(layout.choice([0.5, 1.0, 1.6]))
         roads = layout.choice(["across", "along", "cross"], p=[0.45, 0.3, 0.25])
-        mid_z = min(self.z_near * float(layout.uniform(1.5, 3.2)), self.z_far * 0.45)
+        mid_z = min(self.z_near * float(layout.uniform(1.15, 2.6)), self.z_far * 0.45)
         if roads in ("across", "cross"):
             self._road(layout, np.array([0.0, mid_z]), np.array([1.0, 0.0]), density, lanes, parking)
         if roads in ("along", "cross"):
@@ -69,10 +69,10 @@ class SurveillanceScene:
             x_road = float(layout.uniform(-0.5, 0.5)) * half_view
             self._road(layout, np.array([x_road, mid_z]), np.array([0.0, 1.0]), density, lanes, parking)
         for _ in range(int(layout.integers(1, 4))):  # people cutting across squares and lawns
-            anchor = np.array([layout.uniform(-0.6, 0.6) * (w / 2) / f * mid_z, layout.uniform(self.z_near, mid_z * 2)])
+            anchor = np.array([layout.uniform(-0.6, 0.6) * (w / 2) / f * mid_z, layout.uniform(self.z_near, mid_z * 1.5)])
             angle = layout.uniform(0, 2 * np.pi)
             lanes.append(
-                Lane(anchor, np.array([np.cos(angle), np.sin(angle)]), "walk", 0.05 * density, lateral_jitter=1.0)
+                Lane(anchor, np.array([np.cos(angle), np.sin(angle)]), "walk", 0.08 * density, lateral_jitter=1.0)
             )
         self._trees(layout)
         self.traffic = Traffic(rng_from(seq, 2), lanes, self.region, fps, margin=6.0, max_actors=int(30 + 25 * density))
