@@ -27,6 +27,8 @@ def render_clip(
     check_mode(mode)
     seed, frames, fps, size = check_seed(seed), check_count("frames", frames), check_fps(fps), check_size(size)
     out = prepare_out_dir(out_dir, force=force)
+    # an older clip's annotations must not survive next to a half-written new video
+    (out / "annotations.json").unlink(missing_ok=True)
     width, height = size
     truth = GroundTruth(
         {

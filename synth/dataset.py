@@ -40,6 +40,10 @@ def render_dataset(
     out = prepare_out_dir(out_dir, force=force)
     image_dir = out / "images"
     image_dir.mkdir(exist_ok=True)
+    # with --force, drop what an earlier run wrote: its annotations and any stills beyond this run's count
+    (out / "annotations.json").unlink(missing_ok=True)
+    for stale in image_dir.glob("[0-9]" * 7 + ".jpg"):
+        stale.unlink()
     width, height = size
     min_area = min_visible_area(size)
     truth = GroundTruth(

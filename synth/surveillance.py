@@ -69,7 +69,9 @@ class SurveillanceScene:
             x_road = float(layout.uniform(-0.5, 0.5)) * half_view
             self._road(layout, np.array([x_road, mid_z]), np.array([0.0, 1.0]), density, lanes, parking)
         for _ in range(int(layout.integers(1, 4))):  # people cutting across squares and lawns
-            anchor = np.array([layout.uniform(-0.6, 0.6) * (w / 2) / f * mid_z, layout.uniform(self.z_near, mid_z * 1.5)])
+            anchor = np.array(
+                [layout.uniform(-0.6, 0.6) * (w / 2) / f * mid_z, layout.uniform(self.z_near, mid_z * 1.5)]
+            )
             angle = layout.uniform(0, 2 * np.pi)
             lanes.append(
                 Lane(anchor, np.array([np.cos(angle), np.sin(angle)]), "walk", 0.08 * density, lateral_jitter=1.0)

@@ -234,3 +234,10 @@ def test_api_rejects_bad_values_with_maskstream_errors(tmp_path):
         render_clip(tmp_path / "x", frames=5, size=(100, 0))
     with pytest.raises(MaskstreamError):
         list(iter_frames("surveillance", 0, 2, (160, 96), fps=0))
+
+
+def test_forced_dataset_rewrite_leaves_no_stale_stills(tmp_path):
+    out = render_dataset(tmp_path / "ds", images=4, mode="surveillance", seed=1, size=SIZE)
+    render_dataset(out, images=2, mode="drone", seed=1, size=SIZE, force=True)
+    assert sorted(p.name for p in (out / "images").glob("*.jpg")) == ["0000001.jpg", "0000002.jpg"]
+    assert len(json.loads((out / "annotations.json").read_text())["images"]) == 2
