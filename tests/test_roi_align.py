@@ -279,3 +279,24 @@ def test_scale_inference_matches_torchvision() -> None:
         mapping = level_mapping(features, [image], 224, 4)
         assert list(mapping.scales) == scales
         assert (mapping.k_min, mapping.k_max) == (mapper.k_min, mapper.k_max)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    boxes=st.lists(
+        st.tuples(*[st.floats(-100.0, 900.0, allow_nan=False, width=32)] * 4),
+        min_size=0,
+        max_size=20,
+    ),
+    sampling_ratio=st.integers(-1, 2),
+    output_size=st.sampled_from([1, 3, 7]),
+)
+def test_multiscale_exact_on_arbitrary_boxes(boxes, sampling_ratio, output_size) -> None:
+    """Any boxes, including inverted, degenerate and off-image ones, over a 4-level pyramid."""
+    image = (256, 320)
+    x = fpn_features(torch.Generator().manual_seed(17), batch=1, channels=2, image=image)
+    box_tensor = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    names = ["0", "1", "2", "3"]
+    expected = torchvision.ops.MultiScaleRoIAlign(names, output_size, sampling_ratio)(x, [box_tensor], [image])
+    actual = MultiScaleRoIAlign(names, output_size, sampling_ratio, backend="host")(x, [box_tensor], [image])
+    assert torch.equal(actual, expected)
