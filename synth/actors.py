@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synth.appearance import PersonLook, VehicleLook, darker
+from synth.appearance import PersonLook, VehicleLook, darker, lighter
 from synth.raster import Part, capsule, disc, ellipse, poly
 
 GLASS = (46, 58, 72)
@@ -195,8 +195,12 @@ def _distant_person(look: PersonLook, phase: float, sideness: float) -> list[Par
     return parts
 
 
-def car_elevation(look: VehicleLook, sideness: float, facing_camera: bool) -> list[Part]:
-    """A car from the side (sideness > 0.55) or from the front/back."""
+def car_elevation(look: VehicleLook, sideness: float, facing_camera: bool, top_view: float = 0.0) -> list[Part]:
+    """A car from the side (sideness > 0.55) or from the front/back.
+
+    `top_view` is the sine of the angle the camera looks down at it: that much of the roof (and of the
+    bonnet or boot lid) shows above the outline.
+    """
     paint, trim = look.paint, darker(look.paint, 0.55)
     half_l, half_w, roof = look.length / 2, look.width / 2, look.height
     sill, belt = 0.28, look.height * (0.58 if look.style < 2 else 0.55)
@@ -258,6 +262,27 @@ def car_elevation(look: VehicleLook, sideness: float, facing_camera: bool) -> li
         if facing_camera:
             parts.append(
                 poly([[-0.45, sill + 0.22], [0.45, sill + 0.22], [0.45, belt - 0.22], [-0.45, belt - 0.22]], trim)
+            )
+        if top_view > 0:
+            roof_band = (1.4 if look.style < 2 else 2.2) * top_view
+            roof_top = [
+                [-half_w + 0.26, roof - 0.02],
+                [half_w - 0.26, roof - 0.02],
+                [half_w - 0.3, roof + roof_band],
+                [-half_w + 0.3, roof + roof_band],
+            ]
+            parts.insert(0, poly(roof_top, lighter(paint)))
+            lid = 0.9 * top_view  # bonnet or boot lid, nearer than the cabin: hides the screen's foot
+            parts.append(
+                poly(
+                    [
+                        [-half_w + 0.06, belt - 0.02],
+                        [half_w - 0.06, belt - 0.02],
+                        [half_w - 0.12, belt + lid],
+                        [-half_w + 0.12, belt + lid],
+                    ],
+                    paint,
+                )
             )
         return parts
 
@@ -326,11 +351,25 @@ def car_elevation(look: VehicleLook, sideness: float, facing_camera: bool) -> li
         parts.append(disc([x, wr], wr * 1.12, (30, 30, 32)))
         parts.append(disc([x, wr], wr, TYRE))
         parts.append(disc([x, wr], wr * 0.58, HUB))
+    if top_view > 0:
+        band = look.width * 0.8 * top_view
+        parts.insert(
+            0,
+            poly(
+                [
+                    [roof_rear, roof - 0.02],
+                    [roof_front, roof - 0.02],
+                    [roof_front - 0.08, roof + band],
+                    [roof_rear + 0.08, roof + band],
+                ],
+                lighter(paint),
+            ),
+        )
     return parts
 
 
-def truck_elevation(look: VehicleLook, sideness: float, facing_camera: bool) -> list[Part]:
-    """A box truck (cab + cargo box) or a flatbed with a load."""
+def truck_elevation(look: VehicleLook, sideness: float, facing_camera: bool, top_view: float = 0.0) -> list[Part]:
+    """A box truck (cab + cargo box) or a flatbed with a load; `top_view` as for `car_elevation`."""
     half_l, half_w, top = look.length / 2, look.width / 2, look.height
     cab_len, cab_top, chassis = 2.2, min(look.height, 3.0) * 0.88, 1.05
     wr = look.wheel_radius
@@ -395,6 +434,31 @@ def truck_elevation(look: VehicleLook, sideness: float, facing_camera: bool) -> 
                         TAILLIGHT,
                     )
                 )
+        if top_view > 0:
+            box_len = look.length - cab_len - 0.15
+            if look.style == 0 or not facing_camera:
+                box_top = top if look.style == 0 else chassis + 0.9
+                band = box_len * top_view
+                box = [
+                    [-half_w, box_top - 0.02],
+                    [half_w, box_top - 0.02],
+                    [half_w - 0.1, box_top + band],
+                    [-half_w + 0.1, box_top + band],
+                ]
+                parts.insert(0, poly(box, lighter(cargo)))
+            if facing_camera:  # the cab roof, in front of the box
+                band = cab_len * 0.8 * top_view
+                parts.append(
+                    poly(
+                        [
+                            [-half_w + 0.15, cab_top - 0.02],
+                            [half_w - 0.15, cab_top - 0.02],
+                            [half_w - 0.2, cab_top + band],
+                            [-half_w + 0.2, cab_top + band],
+                        ],
+                        lighter(paint),
+                    )
+                )
         return parts
 
     cab_back = half_l - cab_len
@@ -456,6 +520,33 @@ def truck_elevation(look: VehicleLook, sideness: float, facing_camera: bool) -> 
     for x in axles:
         parts.append(disc([x, wr], wr, TYRE))
         parts.append(disc([x, wr], wr * 0.5, HUB))
+    if top_view > 0:
+        band = look.width * top_view
+        if look.style == 0:
+            parts.insert(
+                0,
+                poly(
+                    [
+                        [-half_l, top - 0.02],
+                        [cab_back - 0.15, top - 0.02],
+                        [cab_back - 0.15, top + band],
+                        [-half_l, top + band],
+                    ],
+                    lighter(cargo),
+                ),
+            )
+        parts.insert(
+            0,
+            poly(
+                [
+                    [cab_back, cab_top - 0.02],
+                    [half_l - 0.5, cab_top - 0.02],
+                    [half_l - 0.6, cab_top + band],
+                    [cab_back, cab_top + band],
+                ],
+                lighter(paint),
+            ),
+        )
     return parts
 
 

@@ -36,6 +36,11 @@ def darker(colour: Colour, factor: float = 0.6) -> Colour:
     return tuple(int(c * factor) for c in colour)  # type: ignore[return-value]
 
 
+def lighter(colour: Colour, factor: float = 1.18) -> Colour:
+    """Surfaces facing the sky (roofs) catch more light."""
+    return tuple(min(255, int(c * factor + 8)) for c in colour)  # type: ignore[return-value]
+
+
 @dataclass(frozen=True, slots=True)
 class PersonLook:
     height: float

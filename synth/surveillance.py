@@ -256,7 +256,8 @@ class SurveillanceScene:
                 continue
             sideness, facing, mirror = self._view(item)
             affine = np.array([[scale * mirror, 0, x], [0, -scale, y]])
-            for track_id, category, parts in self._actor_parts(item, sideness, facing, scale):
+            top_view = self.cam_height / float(np.hypot(self.cam_height, item.position[1]))
+            for track_id, category, parts in self._actor_parts(item, sideness, facing, scale, top_view):
                 patch = rasterize(
                     parts, affine, textures=self.textures, texture_offset=(track_id * 37, track_id * 91),
                     texture_amplitude=0.14 if category == PERSON else 0.07, vertical_shade=0.2,
@@ -268,7 +269,7 @@ class SurveillanceScene:
         return RenderedFrame(rgb=rgb, ids=ids, objects=objects)
 
     @staticmethod
-    def _actor_parts(actor: Actor, sideness: float, facing: bool, scale: float):
+    def _actor_parts(actor: Actor, sideness: float, facing: bool, scale: float, top_view: float):
         if actor.category == PERSON:
             pixels_tall = actor.look.height * scale
             yield (
@@ -277,9 +278,9 @@ class SurveillanceScene:
                 shapes.person_elevation(actor.look, actor.phase, sideness, facing, pixels_tall=pixels_tall),
             )
         elif actor.category == CAR:
-            yield actor.track_id, CAR, shapes.car_elevation(actor.look, sideness, facing)
+            yield actor.track_id, CAR, shapes.car_elevation(actor.look, sideness, facing, top_view)
         elif actor.category == TRUCK:
-            yield actor.track_id, TRUCK, shapes.truck_elevation(actor.look, sideness, facing)
+            yield actor.track_id, TRUCK, shapes.truck_elevation(actor.look, sideness, facing, top_view)
         elif actor.category == BICYCLE:
             yield actor.track_id, BICYCLE, shapes.bicycle_elevation(actor.look, sideness)
             if actor.rider_look is not None:
