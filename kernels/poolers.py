@@ -120,8 +120,9 @@ class MultiScaleRoIAlign(nn.Module):
     `backend` ("auto", "cupy", "host", "torchvision"; see kernels.ops).
 
     Differences from torchvision's module, all deliberate: scales are inferred on every call (torchvision caches
-    the first call's), RoI coordinates are fp32 (boxes of another floating dtype are converted), at most
-    MAX_LEVELS (5) feature maps, and features must share N, C, dtype and device.
+    the first call's), RoI coordinates are fp32 (boxes of another floating dtype are converted), levels of another dtype
+    are converted to the first level's (the result dtype, as in torchvision), at most MAX_LEVELS (5) feature maps,
+    and features must share N, C and device.
     """
 
     def __init__(
@@ -154,10 +155,10 @@ class MultiScaleRoIAlign(nn.Module):
         for name, f in zip([k for k in x if k in self.featmap_names], features, strict=True):
             if not isinstance(f, torch.Tensor) or f.dim() != 4:
                 raise ValueError(f"MultiScaleRoIAlign: feature map {name!r} must be a (N, C, H, W) tensor")
-            if f.shape[:2] != first.shape[:2] or f.dtype != first.dtype or f.device != first.device:
+            if f.shape[:2] != first.shape[:2] or f.device != first.device:
                 raise ValueError(
-                    f"MultiScaleRoIAlign: feature map {name!r} is {tuple(f.shape)} {f.dtype} on {f.device}, but the "
-                    f"first is {tuple(first.shape)} {first.dtype} on {first.device}; N, C, dtype and device must match"
+                    f"MultiScaleRoIAlign: feature map {name!r} is {tuple(f.shape)} on {f.device}, but the first is "
+                    f"{tuple(first.shape)} on {first.device}; N, C and device must match"
                 )
         return features
 
@@ -176,7 +177,9 @@ class MultiScaleRoIAlign(nn.Module):
             raise ValueError(f"MultiScaleRoIAlign: {len(boxes)} box lists for a batch of {features[0].shape[0]}")
         if len(features) > MAX_LEVELS:
             raise ValueError(f"MultiScaleRoIAlign: at most {MAX_LEVELS} feature maps, got {len(features)}")
-        features = [check_features(f"feature map {i}", f) for i, f in enumerate(features)]
+        # One launch reads every level with one dtype: the first level's, which is also torchvision's result dtype.
+        dtype = features[0].dtype
+        features = [check_features(f"feature map {i}", f.to(dtype)) for i, f in enumerate(features)]
         rois = rois_from_boxes(list(boxes), device)
         if len(features) == 1:
             return RoIAlignFunction.apply(features[0], rois, mapping.scales[0], geometry, backend)

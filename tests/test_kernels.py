@@ -201,10 +201,22 @@ def test_out_of_range_batch_index_pools_nan_instead_of_reading_garbage() -> None
 
 def test_mismatched_feature_maps_are_rejected() -> None:
     x = OrderedDict([("0", torch.zeros(1, 4, 16, 16)), ("1", torch.zeros(1, 3, 8, 8))])
-    with pytest.raises(ValueError, match=r"feature map '1'.*N, C, dtype and device must match"):
+    with pytest.raises(ValueError, match=r"feature map '1'.*N, C and device must match"):
         MultiScaleRoIAlign(["0", "1"], 7, 2, backend="host")(x, [torch.zeros(1, 4)], [(64, 64)])
     with pytest.raises(ValueError, match="none of the feature maps"):
         MultiScaleRoIAlign(["p2"], 7, 2, backend="host")(x, [torch.zeros(1, 4)], [(64, 64)])
+
+
+def test_levels_of_another_dtype_are_converted_to_the_first_levels() -> None:
+    generator = torch.Generator().manual_seed(2)
+    x = OrderedDict([("0", torch.randn(1, 2, 16, 16, generator=generator)), ("1", torch.randn(1, 2, 8, 8))])
+    mixed = OrderedDict([("0", x["0"]), ("1", x["1"].half())])
+    boxes = [torch.tensor([[0.0, 0.0, 60.0, 60.0], [1.0, 2.0, 9.0, 7.0]])]
+    pool = MultiScaleRoIAlign(["0", "1"], 3, 2, backend="host")
+    expected = pool(OrderedDict([("0", x["0"]), ("1", x["1"].half().float())]), boxes, [(64, 64)])
+    actual = pool(mixed, boxes, [(64, 64)])
+    assert actual.dtype == torch.float32
+    assert torch.equal(actual, expected)
 
 
 # --- integration --------------------------------------------------------------------------------------------
