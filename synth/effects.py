@@ -21,7 +21,8 @@ class CameraEffects:
         self.temperature_amplitude = float(rng.uniform(0.01, 0.05))
         self.temperature_period = float(rng.uniform(40.0, 160.0))
         self.phases = rng.uniform(0, 2 * np.pi, 2)
-        self.base_gain = float(rng.uniform(0.85, 1.1))
+        # overcast or dusk now and then, bright noon sometimes
+        self.base_gain = float(rng.uniform(0.6, 0.85) if rng.random() < 0.25 else rng.uniform(0.85, 1.15))
         self.base_tint = rng.uniform(-0.05, 0.05, 3)
         sigma = float(rng.uniform(1.2, 4.0))
         # one noise field a little larger than the frame; each frame takes a shifted, flipped crop of it:

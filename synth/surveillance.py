@@ -49,6 +49,11 @@ class SurveillanceScene:
         self.cam_height = float(layout.uniform(4.5, 10.0))
         self.focal = w * float(layout.uniform(0.8, 1.35))
         self.cx = w / 2 + w * float(layout.uniform(-0.03, 0.03))
+        # a mounted camera is rarely level, and shakes a little in the wind
+        self.roll = float(np.clip(layout.normal(0, 1.5), -4, 4)) if layout.random() < 0.6 else 0.0
+        self.shake = float(layout.uniform(0.0, 0.6))  # pixels at 640 wide
+        self.shake_phase = layout.uniform(0, 2 * np.pi, 4)
+        self.time = 0.0
         f, hc = self.focal, self.cam_height
         self.z_near = f * hc / (h - self.horizon)
         self.z_far = min(f * 1.75 / max(5.0, 10.0 * h / 360), 180.0)  # people ~10 px tall at 360p
@@ -226,11 +231,13 @@ class SurveillanceScene:
 
     def step(self) -> None:
         self.traffic.step()
+        self.time += self.traffic.dt
 
     def advance(self, seconds: float) -> None:
         count = max(1, int(np.ceil(seconds / COARSE_STEP)))
         for _ in range(count):
             self.traffic.step(seconds / count)
+        self.time += seconds
 
     def render(self) -> RenderedFrame:
         rgb = self.background.copy()
@@ -266,6 +273,31 @@ class SurveillanceScene:
                     continue
                 objects.append((track_id, category, float(patch.alpha.sum())))
                 paste(rgb, ids, patch, len(objects))
+        return self._mount(RenderedFrame(rgb=rgb, ids=ids, objects=objects))
+
+    def _mount(self, frame: RenderedFrame) -> RenderedFrame:
+        """Roll and wind shake of the camera: one similarity warp of image (bilinear) and ids (nearest)."""
+        t, p = self.time, self.shake_phase
+        amount = self.shake * self.width / 640
+        dx = amount * (np.sin(5.3 * t + p[0]) + 0.5 * np.sin(11.9 * t + p[1]))
+        dy = amount * (np.sin(4.7 * t + p[2]) + 0.5 * np.sin(13.3 * t + p[3]))
+        if self.roll == 0.0 and abs(dx) < 0.05 and abs(dy) < 0.05:
+            return frame
+        theta = np.radians(abs(self.roll))
+        # zoom just enough that the rotated frame still covers the whole image
+        zoom = (
+            np.cos(theta)
+            + max(self.width / self.height, self.height / self.width) * np.sin(theta)
+            + 3 * amount / self.height
+        )
+        matrix = cv2.getRotationMatrix2D((self.width / 2, self.height / 2), self.roll, zoom)
+        matrix[:, 2] += (dx, dy)
+        size = (self.width, self.height)
+        rgb = cv2.warpAffine(frame.rgb, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        ids = cv2.warpAffine(
+            frame.ids, matrix, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+        objects = [(track, category, area * zoom * zoom) for track, category, area in frame.objects]
         return RenderedFrame(rgb=rgb, ids=ids, objects=objects)
 
     @staticmethod
