@@ -24,6 +24,7 @@ import platform
 import statistics
 import sys
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -312,6 +313,14 @@ def bench_model(run: Run) -> None:
         )
 
 
+def report_kernel_build(run: Run) -> None:
+    if run.backend == "cupy":
+        from kernels.cupy_backend import cupy_launcher
+
+        run.results["environment"]["kernel_build"] = cupy_launcher().compiled_by
+        print(f"  kernel build: {cupy_launcher().compiled_by}")
+
+
 def environment(run: Run) -> dict:
     info = {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version()}
     if run.device.type == "cuda":
@@ -337,15 +346,15 @@ def main(argv: list[str] | None = None) -> int:
     print("# RoIAlign kernel GPU checks and benchmark")
     print("  " + ", ".join(f"{k}={v}" for k, v in run.results["environment"].items()))
     print(f"  command: python {' '.join(sys.argv)}")
-    check_correctness(run)
-    if run.backend == "cupy":
-        from kernels.cupy_backend import cupy_launcher
-
-        run.results["environment"]["kernel_build"] = cupy_launcher().compiled_by
-        print(f"  kernel build: {cupy_launcher().compiled_by}")
-    bench_poolers(run)
+    sections = [check_correctness, report_kernel_build, bench_poolers]
     if not args.skip_model:
-        bench_model(run)
+        sections.append(bench_model)
+    for section in sections:
+        # One GPU run must report as much as it can: a crash in one part is a failed check, not the end.
+        try:
+            section(run)
+        except Exception:
+            run.check(f"{section.__name__} ran without an exception", False, traceback.format_exc())
     out = args.out or (Path(os.environ["OUT"]) / "roi_align_gpu.json" if os.environ.get("OUT") else None)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
