@@ -9,14 +9,15 @@
 // Every value is accumulated in fp32; fp16/bf16 are converted once on load and once on store.
 //
 // The fused multi-level kernels assign each RoI to its FPN level themselves (torchvision's LevelMapper:
-// floor(canonical_level + log2(sqrt(area) / canonical_scale) + 1e-6) clamped to the levels present), so one
+// floor(canonical_level + log2(sqrt(area) / canonical_scale) + 1e-6) clamped to [k_min, k_max]), so one
 // launch writes every output element: no zero fill, no per-level gather/scatter, no host synchronisation.
 //
 // Entry points take only ints, floats and pointers. RoIs are always fp32 rows [batch_index, x1, y1, x2, y2].
 // Gradients are accumulated into fp32 buffers (atomicAdd on float) whatever the input dtype.
 //
-// This file also builds on the host with g++ through host_shim.h (MASKSTREAM_HOST), which supplies
-// threadIdx/blockIdx/blockDim/gridDim, atomicAdd and the fp16 conversions; nothing else differs.
+// This file also builds on the host with g++ through host_shim.h (MASKSTREAM_HOST), which supplies the CUDA
+// built-ins used here (threadIdx/blockIdx/blockDim/gridDim, atomicAdd, __ldg, __launch_bounds__) and the fp16
+// conversions; nothing else differs. No shared memory or __syncthreads: the host runs one thread at a time.
 
 #define MS_MAX_LEVELS 5
 
