@@ -63,7 +63,7 @@ class SurveillanceScene:
         self.strips: list[Strip] = []
         lanes: list[Lane] = []
         self.props: list[Prop] = []
-        parking: list[tuple[np.ndarray, np.ndarray]] = []  # (position, direction) of parked cars
+        parking: list[tuple[np.ndarray, np.ndarray, int]] = []  # (position, heading, category) of parked vehicles
         density = float(layout.choice([0.5, 1.0, 1.6]))
         roads = layout.choice(["across", "along", "cross"], p=[0.45, 0.3, 0.25])
         mid_z = min(self.z_near * float(layout.uniform(1.15, 2.6)), self.z_far * 0.45)
@@ -83,8 +83,8 @@ class SurveillanceScene:
             )
         self._trees(layout)
         self.traffic = Traffic(rng_from(seq, 2), lanes, self.region, fps, margin=6.0, max_actors=int(30 + 25 * density))
-        for position, direction in parking:
-            self.traffic.park(TRUCK if layout.random() < 0.08 else CAR, position, direction)
+        for position, direction, category in parking:
+            self.traffic.park(category, position, direction)
         self.traffic.populate()
         self.background = self._paint_background(layout)
 
@@ -119,13 +119,18 @@ class SurveillanceScene:
             edge = walk_centre + normal * side * (walk_w / 2 - 0.25)
             for t in np.arange(float(rng.uniform(-60, -60 + spacing)), 200, spacing):
                 self._add_pole(rng, edge + direction * t)
+            if rng.random() < 0.3:  # a bicycle stand at the kerb: riderless bicycles, side by side
+                stand = walk_centre - normal * side * (walk_w / 2 - 0.5) + direction * float(rng.uniform(-20, 40))
+                for k in range(int(rng.integers(1, 5))):
+                    parking.append((stand + direction * 0.7 * k, normal * (1 if rng.random() < 0.5 else -1), BICYCLE))
             if rng.random() < 0.5:  # a parking bay beyond the sidewalk on this side
                 bay_centre = centre + normal * side * (half + walk_w + 1.3)
                 self.strips.append(Strip(bay_centre, direction, 1.3, "road"))
                 t = float(rng.uniform(-40, -30))
                 while t < 150:
                     if rng.random() < 0.55:
-                        parking.append((bay_centre + direction * t, direction * (1 if rng.random() < 0.5 else -1)))
+                        heading = direction * (1 if rng.random() < 0.5 else -1)
+                        parking.append((bay_centre + direction * t, heading, TRUCK if rng.random() < 0.08 else CAR))
                     t += float(rng.uniform(5.5, 7.5))
 
     def _add_pole(self, rng, position: np.ndarray) -> None:
