@@ -154,10 +154,10 @@ class DroneScene:
                         point + normal * side * (1.75 + 3.5 * k), heading, "vehicle", 0.22 * density, lateral_jitter=0.2
                     )
                 )
-            if rng.random() < 0.5:
+            if rng.random() < 0.7:
                 lanes.append(
                     Lane(
-                        point + normal * side * (half_width - 0.7), heading, "bike", 0.03 * density, lateral_jitter=0.15
+                        point + normal * side * (half_width - 0.7), heading, "bike", 0.045 * density, lateral_jitter=0.15
                     )
                 )
             walk = point + normal * side * (half_width + walk_w / 2)

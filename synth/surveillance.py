@@ -105,10 +105,10 @@ class SurveillanceScene:
                 offset = side * (1.75 + 3.5 * k)
                 heading = direction if side < 0 else -direction
                 lanes.append(Lane(centre + normal * offset, heading, "vehicle", 0.12 * density, lateral_jitter=0.25))
-            if rng.random() < 0.5:
+            if rng.random() < 0.7:
                 heading = direction if side < 0 else -direction
                 lanes.append(
-                    Lane(centre + normal * side * (half - 0.7), heading, "bike", 0.025 * density, lateral_jitter=0.15)
+                    Lane(centre + normal * side * (half - 0.7), heading, "bike", 0.04 * density, lateral_jitter=0.15)
                 )
             walk_centre = centre + normal * side * (half + walk_w / 2)
             self.strips.append(Strip(walk_centre, direction, walk_w / 2, "sidewalk"))

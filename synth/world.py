@@ -117,7 +117,7 @@ class Traffic:
         *,
         margin: float = 6.0,
         max_actors: int = 60,
-        truck_share: float = 0.18,
+        truck_share: float = 0.28,
     ) -> None:
         self.rng = rng
         self.dt = 1.0 / fps
