@@ -251,14 +251,18 @@ def test_disabled_tracker_passes_frames_through():
     assert result.tracks == [] and result.transitions == []
 
 
-def test_class_penalty_keeps_classes_apart():
-    tracker = MultiObjectTracker(static_cfg())
+def test_class_penalty_forbids_or_tolerates_a_class_flip():
     dets = box_dets([BOX])
-    for i in range(3):
-        step = tracker.step(make_frame(i), dets)
     other = Detections(dets.boxes, dets.scores, np.array([7]), dets.masks, [])
-    step = tracker.step(make_frame(3), other)
-    assert step.tracks[0].detection_index is None  # not matched across classes
+    strict = MultiObjectTracker(static_cfg(class_penalty=1.0))
+    tolerant = MultiObjectTracker(static_cfg())  # default 0.3: a detector's class flicker does not break a track
+    for tracker in (strict, tolerant):
+        for i in range(3):
+            tracker.step(make_frame(i), dets)
+    assert strict.step(make_frame(3), other).tracks[0].detection_index is None
+    step = tolerant.step(make_frame(3), other)
+    assert step.tracks[0].detection_index == 0
+    assert step.tracks[0].label == 1  # the majority vote keeps the class the track has mostly been seen as
 
 
 def test_low_score_detections_keep_a_track_alive_but_do_not_start_one():

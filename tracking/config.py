@@ -60,8 +60,20 @@ class TrackerConfig(BaseModel):
         description="Weight of mask IoU in the similarity where boxes overlap: similarity = (1 - w) * box IoU + "
         "w * mask IoU, the track's last mask being moved and scaled onto its predicted box. 0 = box-only cost.",
     )
+    lost_box_growth: float = Field(
+        3.0,
+        ge=0.0,
+        description="For a track unobserved for t seconds, both its predicted box and the detections' boxes are "
+        "widened by min(lost_box_growth * t, 1) times their size before the IoU (buffered IoU): uncertain, small "
+        "or erratically moving objects still overlap their prediction after a gap. 0 disables.",
+    )
+    recover_from_last_observation: bool = Field(
+        True,
+        description="After the first two stages, match tracks unobserved for a while against leftover "
+        "confident detections using the box where they were last seen (OC-SORT's observation-centric recovery).",
+    )
     class_penalty: float = Field(
-        1.0,
+        0.3,
         ge=0.0,
         le=1.0,
         description="Subtracted from the similarity when a detection's class differs from the track's "

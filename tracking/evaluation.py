@@ -392,6 +392,8 @@ def our_trackers(base: TrackerConfig | None = None) -> dict[str, Callable[[], Tr
         "maskstream: no compensation": {"camera_motion": "off"},
         "maskstream: box-only cost": {"mask_weight": 0.0},
         "maskstream: no OC re-update": {"observation_centric_update": False},
+        "maskstream: no buffered IoU / recovery": {"lost_box_growth": 0.0, "recover_from_last_observation": False},
+        "maskstream: strict classes": {"class_penalty": 1.0},
     }
 
     def factory(cfg: TrackerConfig) -> Callable[[], TrackerAdapter]:

@@ -31,6 +31,12 @@ _MAX_VIRTUAL_STEPS = 10
 _FALLBACK_DT = 1.0 / 25.0
 
 
+def _expanded(boxes: np.ndarray, grow: float) -> np.ndarray:
+    """Boxes widened by `grow` times their width and height (half on each side)."""
+    half = (boxes[:, 2:] - boxes[:, :2]) * (grow / 2)
+    return np.concatenate([boxes[:, :2] - half, boxes[:, 2:] + half], axis=1)
+
+
 class Phase(enum.Enum):
     TENTATIVE = "tentative"
     CONFIRMED = "confirmed"
@@ -225,18 +231,27 @@ class MultiObjectTracker:
         low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score)).tolist()
         active = [t for t in self.tracks if t.phase is not Phase.TENTATIVE]
         tentative = [t for t in self.tracks if t.phase is Phase.TENTATIVE]
-        placed: dict[int, CroppedMask | None] = {}
+        placed: dict[tuple[int, bool], CroppedMask | None] = {}
 
-        def stage(tracks: list[Track], det_idx: list[int], threshold: float):
+        def stage(tracks: list[Track], det_idx: list[int], threshold: float, from_last_observation: bool = False):
             if not tracks or not det_idx:
                 return [], tracks, det_idx
-            predicted = cxcywh_to_xyxy(np.stack([t.mean[:4] for t in tracks]))
-            ious = box_iou(predicted, boxes[det_idx])
+            states = [t.obs_mean if from_last_observation and t.obs_mean is not None else t.mean for t in tracks]
+            predicted = cxcywh_to_xyxy(np.stack([m[:4] for m in states]))
+            det_boxes = boxes[det_idx]
+            ious = box_iou(predicted, det_boxes)
+            if cfg.lost_box_growth > 0:
+                # Buffered IoU for tracks unseen for a while: their position is less certain, and small objects
+                # stop overlapping their prediction after a few frames of drift.
+                for r, track in enumerate(tracks):
+                    if track.misses > 0:
+                        grow = min(cfg.lost_box_growth * (self._t - track.last_t), 1.0)
+                        ious[r] = box_iou(_expanded(predicted[r : r + 1], grow), _expanded(det_boxes, grow))[0]
             track_masks: list[CroppedMask | None] = []
-            for track, pbox in zip(tracks, predicted, strict=True):
-                key = id(track)
+            for r, (track, pbox) in enumerate(zip(tracks, predicted, strict=True)):
+                key = (id(track), from_last_observation)
                 if key not in placed:
-                    use = cfg.mask_weight > 0 and track.mask is not None and bool(np.any(ious[len(track_masks)] > 0))
+                    use = cfg.mask_weight > 0 and track.mask is not None and bool(np.any(ious[r] > 0))
                     placed[key] = track.mask.placed(integer_box(pbox, height, width)) if use else None
                 track_masks.append(placed[key])
             sim = similarity(
@@ -258,8 +273,15 @@ class MultiObjectTracker:
         first, left_tracks, left_high = stage(active, high, cfg.match_threshold)
         still_tracked = [t for t in left_tracks if t.phase is Phase.CONFIRMED]
         second, _, _ = stage(still_tracked, low, cfg.low_match_threshold)
+        recovered: list[tuple[Track, int]] = []
+        if cfg.recover_from_last_observation:
+            # OC-SORT's observation-centric recovery: a track whose prediction went astray during a gap may still
+            # sit where it was last seen (an object that stopped behind an occluder).
+            matched_second = {id(t) for t, _ in second}
+            unmatched = [t for t in left_tracks if id(t) not in matched_second and t.misses > 0]
+            recovered, _, left_high = stage(unmatched, left_high, cfg.match_threshold, from_last_observation=True)
         third, _, _ = stage(tentative, left_high, cfg.tentative_match_threshold)
-        return first + second + third
+        return first + second + recovered + third
 
     def _apply_matches(
         self,
