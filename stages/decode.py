@@ -114,9 +114,14 @@ def decode_frames(
     `should_stop` is checked between packets, the only safe place to leave a blocking read loop.
     """
     consecutive_errors = 0
-    for packet in container.demux(stream):
+    # Demux every stream and filter here: `demux(stream)` skips other streams' packets inside PyAV without coming
+    # back to Python, so a camera whose video died while its audio goes on would never reach `should_stop` (and
+    # the stall watchdog) again, and PyAV's read timeout restarts with every packet read.
+    for packet in container.demux():
         if should_stop():
             return
+        if packet.stream_index != stream.index:
+            continue
         try:
             frames = packet.decode()
         except av.error.FFmpegError as exc:  # decoding does no I/O: any error here is a bad packet
