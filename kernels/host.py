@@ -59,6 +59,10 @@ def build_host_library() -> Path:
         if result.returncode != 0:
             raise RuntimeError(f"RoIAlign host backend: {compiler} failed:\n{result.stderr.strip()}")
         os.replace(partial, target)
+    # Older builds are stale once the sources change; unlinking one that a process has loaded is safe on Linux.
+    for stale in build_dir.glob("roi_align_host_*.so"):
+        if stale != target:
+            stale.unlink(missing_ok=True)
     return target
 
 

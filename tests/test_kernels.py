@@ -134,7 +134,9 @@ def test_host_library_is_cached_and_rebuilt_when_sources_change(tmp_path, monkey
     assert first.parent == tmp_path and first.exists()
     assert build_host_library() == first  # cached: same hash, no rebuild
     monkeypatch.setattr("kernels.host.HOST_CXXFLAGS", ("-O1", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC"))
-    assert build_host_library() != first  # different flags: a different build
+    second = build_host_library()
+    assert second != first  # different flags: a different build
+    assert second.exists() and not first.exists()  # and the stale one is removed
 
 
 def test_default_build_dir_is_git_ignored() -> None:
