@@ -59,6 +59,7 @@ class BoundedQueue:
         self._items: deque[Any] = deque()
         self._data_items = 0  # droppable items currently queued: only these count against maxsize
         self._closed = False
+        self._consumers_waiting = 0
         self._cond = condition or threading.Condition()
         self._gauge = QUEUE_DEPTH.labels(queue=name)
         self.dropped = 0
@@ -101,6 +102,24 @@ class BoundedQueue:
                 return queued
         raise AssertionError("a full queue holds no droppable item")  # _data_items >= maxsize >= 1
 
+    def wait_for_room(self, timeout: float | None = None) -> bool:
+        """Block until a droppable item would fit without waiting (or the queue closes). False on timeout."""
+        return self._wait_until(lambda: self._data_items < self.maxsize, timeout)
+
+    def wait_for_idle_consumer(self, timeout: float | None = None) -> bool:
+        """Block until the queue is empty AND its consumer is waiting for an item (or the queue closes)."""
+        return self._wait_until(lambda: not self._items and self._consumers_waiting > 0, timeout)
+
+    def _wait_until(self, condition: Callable[[], bool], timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not condition() and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
     # --- consumer side ---------------------------------------------------------------------------------------
     def get(self, timeout: float | None = None) -> Any:
         """Oldest item; waits up to `timeout` (None = forever). Raises Empty, or QueueClosed once closed and drained."""
@@ -112,7 +131,12 @@ class BoundedQueue:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise Empty(self.name)
-                self._cond.wait(remaining)
+                self._consumers_waiting += 1
+                self._cond.notify_all()  # a producer may be waiting for an idle consumer
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._consumers_waiting -= 1
             return self._pop_locked()
 
     def get_nowait(self) -> Any:

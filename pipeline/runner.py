@@ -278,7 +278,13 @@ class Pipeline:
         assert self.detector is not None
         cfg = self.cfg
         stages = [
-            BatcherStage(cfg.batcher.batch_size, cfg.batcher.max_wait_ms, self.detector.device, cfg.batcher.pin_memory),
+            BatcherStage(
+                cfg.batcher.batch_size,
+                cfg.batcher.max_wait_ms,
+                self.detector.device,
+                cfg.batcher.pin_memory,
+                low_latency=any(source.live for source in cfg.sources),
+            ),
             InferenceStage(self.detector),
             MasksStage(cfg.model.mask_threshold),
             TrackingStage(TrackerStage(cfg.tracker)),

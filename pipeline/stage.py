@@ -59,6 +59,11 @@ class Stage(ABC):
     """
 
     name: str = "stage"
+    # When to take the next input: None = as soon as it arrives; "room" = once the output queue has room; "idle" =
+    # once the next stage has nothing queued and waits. For the batcher, "idle" means frames are picked only when
+    # the model is free, so live frames wait in their drop-oldest source queues (staying the newest) instead of
+    # ageing in a batch queued in front of a busy model; "room" keeps one batch ready for throughput on files.
+    pull_policy: str | None = None
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Called once in the stage's thread before the first item (e.g. to warm up a model)."""
@@ -125,6 +130,10 @@ class StageThread(threading.Thread):
         try:
             self.stage.start()
             while True:
+                if self.outbox is not None and self.stage.pull_policy == "room":
+                    self.outbox.wait_for_room()
+                elif self.outbox is not None and self.stage.pull_policy == "idle":
+                    self.outbox.wait_for_idle_consumer()
                 try:
                     item = self.inbox.get(self.stage.wait_timeout())
                 except Empty:

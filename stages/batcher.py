@@ -49,8 +49,16 @@ class BatcherStage(Stage):
     name = "batcher"
 
     def __init__(
-        self, batch_size: int, max_wait_ms: float, device: torch.device | str, pin_memory: bool = True
+        self,
+        batch_size: int,
+        max_wait_ms: float,
+        device: torch.device | str,
+        pin_memory: bool = True,
+        low_latency: bool = False,
     ) -> None:
+        # live sources: pick frames only when the model is free (freshest frames, lowest latency); files only:
+        # keep one batch ready in front of the model (throughput)
+        self.pull_policy = "idle" if low_latency else "room"
         self.batch_size = batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.device = torch.device(device)

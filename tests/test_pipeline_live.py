@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from typing import Any
@@ -66,7 +67,8 @@ def test_live_source_drops_oldest_frames_and_latency_stays_flat() -> None:
     assert cam.frames_dropped > cam.frames_done  # most camera frames had to go
     assert FRAMES_DROPPED.labels(source="cam", reason="stale")._value.get() - dropped_before == cam.frames_dropped
     latencies = list(cam.latencies)[5:]  # after warm-up
-    # flat and bounded: about one frame waiting plus one in the model, never a growing backlog
+    # frames are picked when the model is free: latency is about one model call, not a backlog of batches
+    assert statistics.median(latencies) < 2.5 * INFERENCE_S, latencies
     assert max(latencies) < 4 * INFERENCE_S + 0.5, latencies
     first, last = latencies[: len(latencies) // 2], latencies[len(latencies) // 2 :]
     assert sum(last) / len(last) < sum(first) / len(first) + 0.15, latencies

@@ -188,3 +188,23 @@ def test_status_line_shows_fps_drops_latency_and_events_per_source() -> None:
     line = status_line(stats)
     assert "gate running" in line and "fps" in line and "dropped 3" in line and "2 events" in line
     assert "latency p50 0.30 s p99 0.40 s" in line
+
+
+def test_wait_for_room_and_for_an_idle_consumer() -> None:
+    queue = BoundedQueue("t-idle", 1)
+    assert queue.wait_for_room(0) and not queue.wait_for_idle_consumer(0.01)  # nobody is waiting to consume
+    queue.put("x")
+    assert not queue.wait_for_room(0.01)
+    got: list[str] = []
+
+    def consume() -> None:
+        got.append(queue.get(2))
+        got.append(queue.get(2))
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    assert queue.wait_for_idle_consumer(2)  # took "x" and now waits for more
+    assert got == ["x"]
+    queue.put("y")
+    consumer.join(2)
+    assert got == ["x", "y"]
