@@ -131,14 +131,19 @@ class DroneScene:
     # ---- layout ---------------------------------------------------------------------------------------
     @staticmethod
     def _road_lines(rng, low: float, high: float) -> list[tuple[float, float]]:
-        lines: list[tuple[float, float]] = []
-        position = low + float(rng.uniform(-30, 40))
-        while position < high:
-            half_width = 3.6 if rng.random() < 0.7 else 7.2
-            half_width += float(rng.uniform(0.2, 0.8))
-            if position > low + 5:
-                lines.append((position, half_width))
-            position += float(rng.uniform(45, 110))
+        """Centre lines (and half widths) of parallel roads 45-110 m apart; one passes near the middle,
+        where the camera patrols: operators fly over streets, not empty fields."""
+        anchor = float(rng.uniform(-12, 12))
+        positions = [anchor]
+        for sign in (-1, 1):
+            position = anchor + sign * float(rng.uniform(45, 110))
+            while low + 5 < position < high:
+                positions.append(position)
+                position += sign * float(rng.uniform(45, 110))
+        lines = []
+        for position in sorted(positions):
+            half_width = (3.6 if rng.random() < 0.7 else 7.2) + float(rng.uniform(0.2, 0.8))
+            lines.append((position, half_width))
         return lines
 
     def _road(self, rng, point, direction, half_width, density, lanes: list[Lane]) -> None:
@@ -157,7 +162,11 @@ class DroneScene:
             if rng.random() < 0.7:
                 lanes.append(
                     Lane(
-                        point + normal * side * (half_width - 0.7), heading, "bike", 0.045 * density, lateral_jitter=0.15
+                        point + normal * side * (half_width - 0.7),
+                        heading,
+                        "bike",
+                        0.045 * density,
+                        lateral_jitter=0.15,
                     )
                 )
             walk = point + normal * side * (half_width + walk_w / 2)

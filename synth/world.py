@@ -129,7 +129,7 @@ class Traffic:
         self.lanes: list[Lane] = []
         for lane in lanes:
             span = clip_line(lane.origin, lane.direction, region)
-            if span is None or span[1] - span[0] < 2.0:
+            if span is None or span[1] - span[0] + 2 * margin < 2.0:  # misses the region or barely grazes it
                 continue
             lane.t_enter, lane.t_exit = span[0] - margin, span[1] + margin
             self.lanes.append(lane)
