@@ -241,3 +241,13 @@ def test_forced_dataset_rewrite_leaves_no_stale_stills(tmp_path):
     render_dataset(out, images=2, mode="drone", seed=1, size=SIZE, force=True)
     assert sorted(p.name for p in (out / "images").glob("*.jpg")) == ["0000001.jpg", "0000002.jpg"]
     assert len(json.loads((out / "annotations.json").read_text())["images"]) == 2
+
+
+@pytest.mark.parametrize("mode", ["surveillance", "drone"])
+def test_many_random_scenes_render_with_consistent_instances(mode):
+    for seed in range(100, 112):
+        rgb, instances = next(iter(iter_frames(mode, seed, 1, (96, 64))))
+        assert rgb.shape == (64, 96, 3)
+        for inst in instances:
+            assert inst.area == int(inst.mask.sum()) > 0
+            assert 0.0 < inst.visibility <= 1.0
