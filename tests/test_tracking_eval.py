@@ -88,3 +88,29 @@ def test_harness_on_a_toy_clip(tmp_path):
     ours = result.per_clip["maskstream"]["toy-7"]
     assert ours["IDSW"] == 0 and ours["HOTA"] > 50
     assert (tmp_path / "detections" / "toy-7.noisy-gt.npz").exists()  # cached for the next run
+
+
+def test_model_detections_of_a_clip_with_a_tiny_real_maskrcnn(tmp_path):
+    from pycocotools import mask as mask_utils
+
+    from tests.pipeline_helpers import tiny_detector
+    from tracking.evaluation import model_detections
+
+    scene = ToyScene(
+        [ToyObject((60, 60), (3, 0), (40, 50)), ToyObject((200, 100), (-2, 1), (50, 40), label=3)], size=(180, 320)
+    )
+    write_toy_clip(tmp_path / "clip", scene, 2, names={1: "person", 3: "car"})
+    clip = load_clip(tmp_path / "clip")
+    detector = tiny_detector()
+    detector.model.roi_heads.score_thresh = 0.0  # random weights: keep whatever it finds
+    detector.model.roi_heads.detections_per_img = 5
+    dets = model_detections(clip, detector)
+    assert len(dets.frames) == 2 and dets.source == "model"
+    found = [f for f in dets.frames if len(f.scores)]
+    assert found, "the tiny model should report something at score threshold 0"
+    for f in found:
+        # the model's "person"/"car" labels become the clip's category ids 1 and 3 (by name)
+        assert set(f.classes.tolist()) <= {1, 3}
+        assert len(f.rles) == len(f.scores) == len(f.boxes)
+        decoded = mask_utils.decode([{"size": r["size"], "counts": r["counts"].encode()} for r in f.rles])
+        assert decoded.shape[:2] == (180, 320)

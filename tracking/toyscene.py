@@ -129,7 +129,9 @@ class ToyScene:
         )
 
 
-def write_toy_clip(out_dir, scene: ToyScene, frames: int, mode: str = "toy", seed: int = 0) -> None:
+def write_toy_clip(
+    out_dir, scene: ToyScene, frames: int, mode: str = "toy", seed: int = 0, names: dict[int, str] | None = None
+) -> None:
     """Write a toy scene as a clip in the layout `synth.render_clip` uses (video.mp4 + COCO annotations.json with
     track ids), so the evaluation harness can be tested without the simulator."""
     import json
@@ -166,7 +168,8 @@ def write_toy_clip(out_dir, scene: ToyScene, frames: int, mode: str = "toy", see
         for packet in stream.encode():
             container.mux(packet)
     info = {"mode": mode, "seed": seed, "fps": scene.fps, "frames": frames, "size": [scene.width, scene.height]}
-    categories = [{"id": c, "name": f"class{c}"} for c in sorted({o.label for o in scene.objects})]
+    names = names or {}
+    categories = [{"id": c, "name": names.get(c, f"class{c}")} for c in sorted({o.label for o in scene.objects})]
     (out / "annotations.json").write_text(
         json.dumps({"info": info, "images": images, "annotations": annotations, "categories": categories})
     )
