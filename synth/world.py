@@ -191,7 +191,7 @@ class Traffic:
         """Fill the lanes as if traffic had been flowing for a while, so frame 0 is not empty."""
         for index, lane in enumerate(self.lanes):
             typical_speed = {"walk": 1.3, "bike": 4.5, "vehicle": 9.0}[lane.kind]
-            expected = lane.rate * (lane.t_exit - lane.t_enter) / typical_speed
+            expected = lane.rate * abs(lane.t_exit - lane.t_enter) / typical_speed
             for t in np.sort(self.rng.uniform(lane.t_enter, lane.t_exit, self.rng.poisson(expected))):
                 if self._entry_clear(index, float(t)):
                     self._spawn(index, float(t))
