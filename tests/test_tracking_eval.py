@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
-
-from tracking.mot_io import FrameObjects
-from tracking.toyscene import ToyObject, ToyScene, write_toy_clip
-
-pytest.importorskip("trackeval", reason="TrackEval is a benchmark dependency (docs/TRACKING.md)")
 
 from tracking.evaluation import (
     DetectionSet,
@@ -17,6 +14,13 @@ from tracking.evaluation import (
     run_evaluation,
 )
 from tracking.metrics import evaluate
+from tracking.mot_io import FrameObjects
+from tracking.toyscene import ToyObject, ToyScene, write_toy_clip
+
+# TrackEval is a benchmark dependency (installed with --no-deps, docs/TRACKING.md): scoring tests need it.
+needs_trackeval = pytest.mark.skipif(
+    importlib.util.find_spec("trackeval") is None, reason="TrackEval not installed (benchmark extra)"
+)
 
 A = [0, 0, 10, 10]
 B = [20, 0, 30, 10]
@@ -34,6 +38,7 @@ def objects(ids, boxes, classes=None) -> FrameObjects:
 GT = {f: objects([1, 2], [A, B]) for f in range(4)}
 
 
+@needs_trackeval
 def test_ground_truth_as_tracker_scores_100():
     result = evaluate(GT, GT, range(4))
     for key in ("HOTA", "DetA", "AssA", "MOTA", "IDF1"):
@@ -41,6 +46,7 @@ def test_ground_truth_as_tracker_scores_100():
     assert result["IDSW"] == 0
 
 
+@needs_trackeval
 def test_hand_computed_identity_switch():
     # Object 1 is tracked as id 7 for two frames, then as id 9: one switch out of 8 ground-truth boxes.
     tracks = {
@@ -58,6 +64,7 @@ def test_hand_computed_identity_switch():
     assert result["HOTA"] == pytest.approx(100 * np.sqrt(0.75))
 
 
+@needs_trackeval
 def test_hand_computed_misses_and_wrong_class():
     # Frame 3: object 2 missed; object 1 reported with the wrong class -> neither credited.
     tracks = {f: objects([7, 8], [A, B]) for f in range(3)}
@@ -68,6 +75,7 @@ def test_hand_computed_misses_and_wrong_class():
     assert result["DetA"] == pytest.approx(100 * 6 / (6 + 2 + 1))
 
 
+@needs_trackeval
 def test_harness_on_a_toy_clip(tmp_path):
     scene = ToyScene(
         [ToyObject((40, 40), (2, 0), (20, 30)), ToyObject((120, 50), (-2, 0), (20, 30), label=2)], size=(96, 160)
