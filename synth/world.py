@@ -67,6 +67,7 @@ class Actor:
     rider_id: int = 0  # bicycles: the track id of the person riding it (0: no rider)
     rider_look: PersonLook | None = None
     wander: float = field(default=0.0)
+    grouped: bool = False  # walks with others: keeps their pace, never stops alone
 
     @property
     def length(self) -> float:
@@ -156,12 +157,15 @@ class Traffic:
         self.parked.append(actor)
         return actor
 
-    def _spawn(self, lane_index: int, t: float) -> Actor | None:
+    def _spawn(self, lane_index: int, t: float, leader: Actor | None = None) -> Actor | None:
+        """A new actor at parameter `t` of a lane; `leader`: walk beside that person (same pace)."""
         lane = self.lanes[lane_index]
         rng = self.rng
         if lane.kind == "walk":
             category, look = PERSON, PersonLook.random(rng)
             cruise = float(rng.uniform(0.9, 1.8)) * (0.75 if look.height < 1.4 else 1.0)
+            if leader is not None:
+                cruise = leader.cruise
         elif lane.kind == "bike":
             category, look = BICYCLE, VehicleLook.random_bicycle(rng)
             cruise = float(rng.uniform(3.0, 6.5))
@@ -175,6 +179,9 @@ class Traffic:
         if len(self.actors) >= self.max_actors or not self.ids_left(needed):
             return None
         lateral = float(rng.uniform(-lane.lateral_jitter, lane.lateral_jitter))
+        if leader is not None:
+            side = 1.0 if leader.lateral < 0 else -1.0
+            lateral = leader.lateral + side * float(rng.uniform(0.45, 0.7))
         actor = Actor(
             self._new_id(), category, look, lane.point(t), lane.direction.copy(), speed=cruise, cruise=cruise,
             lane=lane_index, t=t, lateral=lateral, phase=float(rng.uniform(0, 2 * np.pi)),
@@ -185,6 +192,13 @@ class Traffic:
             actor.rider_look = PersonLook.random(rng, child_fraction=0.0)
         self._place(actor)
         self.actors.append(actor)
+        if lane.kind == "walk" and leader is None and rng.random() < 0.25:
+            # people often walk in pairs or threes, side by side: close, long occlusions for the tracker
+            actor.grouped = True
+            for _ in range(int(rng.integers(1, 3))):
+                companion = self._spawn(lane_index, t - float(rng.uniform(-0.4, 0.6)), leader=actor)
+                if companion is not None:
+                    companion.grouped = True
         return actor
 
     def populate(self) -> None:
@@ -237,7 +251,7 @@ class Traffic:
         if actor.pause_left > 0:
             actor.pause_left -= dt
             actor.speed = 0.0 if actor.pause_left > 0 else actor.cruise
-        elif self.rng.random() < 0.015 * dt:  # now and then someone stops (phone, waiting)
+        elif not actor.grouped and self.rng.random() < 0.015 * dt:  # now and then someone stops (phone, waiting)
             actor.pause_left = float(self.rng.uniform(1.0, 5.0))
 
     @staticmethod
