@@ -81,6 +81,7 @@ class DroneScene:
         self.size_m = 2 * half
         self.world_px = int(np.ceil(self.size_m * self.res))
         self._tiles: dict[tuple[int, int], np.ndarray] = {}
+        self._parked_rasters: dict[int, list[tuple[int, int, Patch, Patch | None]]] = {}
         # ---- layout: a grid of roads, lots between them
         self.strips: list[Strip] = []
         lanes: list[Lane] = []
@@ -374,33 +375,22 @@ class DroneScene:
         visible.sort(key=lambda a: (a.height, a.track_id))
         drawings = []
         for actor in visible:
-            u, v = (actor.position - self.origin) * self.res - (u0, v0)
-            c, s = actor.direction
-            affine = self.res * np.array([[c, -s, 0.0], [s, c, 0.0]])
-            affine[:, 2] = (u, v)
-            for track_id, category, parts in self._actor_parts(actor):
-                drawings.append((track_id, category, parts, affine, actor))
-        for _, _, parts, affine, actor in drawings:  # shadows first, image only
-            offset = self.sun * actor.height * 0.5 * self.res
-            shadow = rasterize(parts, np.column_stack([affine[:, :2], affine[:, 2] + offset]))
+            rasters = self._parked_rasters.get(actor.track_id) if actor.lane < 0 else None
+            if rasters is None:
+                rasters = self._actor_rasters(actor)
+                if actor.lane < 0:  # parked: the same picture in the world every frame
+                    self._parked_rasters[actor.track_id] = rasters
+            drawings += [(actor, *raster) for raster in rasters]
+        for _, _, _, _, shadow in drawings:  # shadows first, image only
             if shadow is not None:
-                _darken(rgb, shadow, 0.55)
+                _darken(rgb, _shifted(shadow, u0, v0), 0.55)
         objects: list[tuple[int, int, float]] = []
-        for track_id, category, parts, affine, actor in drawings:
-            patch = rasterize(parts, affine, textures=self.textures, texture_offset=(track_id * 37, track_id * 91),
-                              texture_amplitude=0.12 if category == PERSON else 0.06)  # fmt: skip
-            if patch is None:
-                continue
-            centre = actor.position - self.origin
-            objects.append(
-                (track_id, category, float(patch.alpha.sum()) * area_scale(image_from_world, centre * self.res))
-            )
-            paste(rgb, ids, patch, len(objects))
+        for actor, track_id, category, patch, _ in drawings:
+            centre = (actor.position - self.origin) * self.res
+            objects.append((track_id, category, float(patch.alpha.sum()) * area_scale(image_from_world, centre)))
+            paste(rgb, ids, _shifted(patch, u0, v0), len(objects))
         for tree in self.trees:  # canopies hide what walks under them
-            tu, tv = tree.patch.x0 - u0, tree.patch.y0 - v0
-            th, tw = tree.patch.alpha.shape
-            if tu < rgb.shape[1] and tv < rgb.shape[0] and tu + tw > 0 and tv + th > 0:
-                paste(rgb, ids, Patch(tree.patch.rgb, tree.patch.alpha, tu, tv), 0)
+            paste(rgb, ids, _shifted(tree.patch, u0, v0), 0)
         size = (self.width, self.height)
         frame = cv2.warpPerspective(rgb, image_from_roi, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         id_map = cv2.warpPerspective(
@@ -412,6 +402,22 @@ class DroneScene:
         earlier = apply_homography(self.homography(self.time - self.shutter * self.dt) @ to_metres, ground)
         frame = motion_blur(frame, (centre - earlier)[0])
         return RenderedFrame(rgb=frame, ids=id_map, objects=objects)
+
+    def _actor_rasters(self, actor: Actor) -> list[tuple[int, int, Patch, Patch | None]]:
+        """(track id, category, raster, shadow raster) in world pixels; two entries for a ridden bicycle."""
+        u, v = (actor.position - self.origin) * self.res
+        c, s = actor.direction
+        affine = self.res * np.array([[c, -s, 0.0], [s, c, 0.0]])
+        affine[:, 2] = (u, v)
+        shadow_affine = affine.copy()
+        shadow_affine[:, 2] += self.sun * actor.height * 0.5 * self.res
+        out = []
+        for track_id, category, parts in self._actor_parts(actor):
+            patch = rasterize(parts, affine, textures=self.textures, texture_offset=(track_id * 37, track_id * 91),
+                              texture_amplitude=0.12 if category == PERSON else 0.06)  # fmt: skip
+            if patch is not None:
+                out.append((track_id, category, patch, rasterize(parts, shadow_affine)))
+        return out
 
     @staticmethod
     def _actor_parts(actor: Actor):
@@ -425,6 +431,11 @@ class DroneScene:
             yield actor.track_id, BICYCLE, shapes.bicycle_plan(actor.look)
             if actor.rider_look is not None:
                 yield actor.rider_id, PERSON, shapes.person_plan(actor.rider_look, actor.phase, riding=True)
+
+
+def _shifted(patch: Patch, u0: int, v0: int) -> Patch:
+    """The same raster placed relative to a region of the world map starting at (u0, v0)."""
+    return Patch(patch.rgb, patch.alpha, patch.x0 - u0, patch.y0 - v0)
 
 
 def _darken(rgb: np.ndarray, patch: Patch, factor: float) -> None:

@@ -54,6 +54,7 @@ class SurveillanceScene:
         self.shake = float(layout.uniform(0.0, 0.6))  # pixels at 640 wide
         self.shake_phase = layout.uniform(0, 2 * np.pi, 4)
         self.time = 0.0
+        self._parked_patches: dict[int, list[tuple[int, int, Patch]]] = {}
         f, hc = self.focal, self.cam_height
         self.z_near = f * hc / (h - self.horizon)
         self.z_far = min(f * 1.75 / max(5.0, 10.0 * h / 360), 180.0)  # people ~10 px tall at 360p
@@ -266,16 +267,12 @@ class SurveillanceScene:
                 if item.patch:
                     paste(rgb, ids, item.patch, 0)
                 continue
-            sideness, facing, mirror = self._view(item)
-            affine = np.array([[scale * mirror, 0, x], [0, -scale, y]])
-            top_view = self.cam_height / float(np.hypot(self.cam_height, item.position[1]))
-            for track_id, category, parts in self._actor_parts(item, sideness, facing, scale, top_view):
-                patch = rasterize(
-                    parts, affine, textures=self.textures, texture_offset=(track_id * 37, track_id * 91),
-                    texture_amplitude=0.14 if category == PERSON else 0.07, vertical_shade=0.2,
-                )  # fmt: skip
-                if patch is None:
-                    continue
+            patches = self._parked_patches.get(item.track_id) if item.lane < 0 else None
+            if patches is None:
+                patches = self._actor_patches(item, x, y, scale)
+                if item.lane < 0:  # parked: the camera is static, so is its picture
+                    self._parked_patches[item.track_id] = patches
+            for track_id, category, patch in patches:
                 objects.append((track_id, category, float(patch.alpha.sum())))
                 paste(rgb, ids, patch, len(objects))
         return self._mount(RenderedFrame(rgb=rgb, ids=ids, objects=objects))
@@ -304,6 +301,21 @@ class SurveillanceScene:
         )
         objects = [(track, category, area * zoom * zoom) for track, category, area in frame.objects]
         return RenderedFrame(rgb=rgb, ids=ids, objects=objects)
+
+    def _actor_patches(self, actor: Actor, x: float, y: float, scale: float) -> list[tuple[int, int, Patch]]:
+        """(track id, category, raster) of an actor (two for a bicycle with its rider)."""
+        sideness, facing, mirror = self._view(actor)
+        affine = np.array([[scale * mirror, 0, x], [0, -scale, y]])
+        top_view = self.cam_height / float(np.hypot(self.cam_height, actor.position[1]))
+        out = []
+        for track_id, category, parts in self._actor_parts(actor, sideness, facing, scale, top_view):
+            patch = rasterize(
+                parts, affine, textures=self.textures, texture_offset=(track_id * 37, track_id * 91),
+                texture_amplitude=0.14 if category == PERSON else 0.07, vertical_shade=0.2,
+            )  # fmt: skip
+            if patch is not None:
+                out.append((track_id, category, patch))
+        return out
 
     @staticmethod
     def _actor_parts(actor: Actor, sideness: float, facing: bool, scale: float, top_view: float):
