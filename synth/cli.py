@@ -27,13 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="random seed; same arguments give identical output (default 0)"
     )
-    parser.add_argument("--frames", type=int, default=300, help="clip length in frames (default 300)")
+    parser.add_argument("--frames", type=int, default=None, help="clip length in frames (default 300)")
     parser.add_argument("--size", default="640x360", help="frame size WIDTHxHEIGHT, even numbers (default 640x360)")
-    parser.add_argument("--fps", type=float, default=30.0, help="clip frame rate (default 30)")
+    parser.add_argument("--fps", type=float, default=None, help="clip frame rate (default 30)")
     parser.add_argument(
         "--dataset", action="store_true", help="write a COCO set of stills from many short scenes instead of one clip"
     )
-    parser.add_argument("--images", type=int, default=1000, help="number of stills with --dataset (default 1000)")
+    parser.add_argument("--images", type=int, default=None, help="number of stills with --dataset (default 1000)")
     parser.add_argument(
         "--force", action="store_true", help="write into a non-empty OUT_DIR, replacing earlier outputs"
     )
@@ -47,18 +47,23 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     started = time.perf_counter()
     if args.dataset:
+        if args.frames is not None or args.fps is not None:
+            raise ConfigError("--frames and --fps describe a clip; with --dataset give --images")
         mode = args.mode or "both"
+        images = 1000 if args.images is None else args.images
         out = render_dataset(
-            args.out_dir, images=args.images, mode=mode, seed=args.seed, size=size, force=args.force, progress=True
+            args.out_dir, images=images, mode=mode, seed=args.seed, size=size, force=args.force, progress=True
         )
-        count = f"{args.images} images"
+        count = f"{images} images"
     else:
+        if args.images is not None:
+            raise ConfigError("--images is for --dataset; a clip's length is --frames")
         mode = args.mode or "surveillance"
         if mode == "both":
             raise ConfigError("mode 'both' is for --dataset; a clip is either surveillance or drone")
-        out = render_clip(
-            args.out_dir, mode=mode, seed=args.seed, frames=args.frames, size=size, fps=args.fps, force=args.force
-        )
-        count = f"{args.frames} frames"
+        frames = 300 if args.frames is None else args.frames
+        fps = 30.0 if args.fps is None else args.fps
+        out = render_clip(args.out_dir, mode=mode, seed=args.seed, frames=frames, size=size, fps=fps, force=args.force)
+        count = f"{frames} frames"
     print(f"wrote {count} ({mode}, seed {args.seed}) to {out} in {time.perf_counter() - started:.1f} s")
     return 0

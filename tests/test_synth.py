@@ -195,15 +195,17 @@ def test_dataset_scenes_never_reuse_clip_seeds():
         (["--size", "abc"], "WIDTHxHEIGHT"),
         (["--size", "161x96"], "even"),
         (["--size", "10x10"], "out of range"),
-        (["--frames", "0"], "frames"),
+        (["--frames", "0"], "frames must be an integer in 1.."),
         (["--mode", "underwater"], "mode 'underwater' is unknown"),
         (["--seed", "-1"], "seed"),
         (["--mode", "both"], "--dataset"),
-        (["--dataset", "--images", "0"], "images"),
+        (["--images", "5"], "--images is for --dataset"),
+        (["--dataset", "--images", "0"], "images must be an integer in 1.."),
+        (["--dataset", "--frames", "10"], "--frames and --fps describe a clip"),
     ],
 )
 def test_bad_arguments_give_one_clear_line(tmp_path, capsys, argv, message):
-    code = cli_main(["synth", str(tmp_path / "out"), "--frames", "2", "--size", "160x96", *argv])
+    code = cli_main(["synth", str(tmp_path / "out"), "--size", "160x96", *argv])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and message in err
