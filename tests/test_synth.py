@@ -253,3 +253,13 @@ def test_many_random_scenes_render_with_consistent_instances(mode):
         for inst in instances:
             assert inst.area == int(inst.mask.sum()) > 0
             assert 0.0 < inst.visibility <= 1.0
+
+
+def test_dataset_is_deterministic_by_seed(tmp_path):
+    first = render_dataset(tmp_path / "a", images=3, mode="both", seed=8, size=SIZE)
+    second = render_dataset(tmp_path / "b", images=3, mode="both", seed=8, size=SIZE)
+    other = render_dataset(tmp_path / "c", images=3, mode="both", seed=9, size=SIZE)
+    assert (first / "annotations.json").read_bytes() == (second / "annotations.json").read_bytes()
+    for name in ("0000001.jpg", "0000003.jpg"):
+        assert (first / "images" / name).read_bytes() == (second / "images" / name).read_bytes()
+    assert (first / "images" / "0000001.jpg").read_bytes() != (other / "images" / "0000001.jpg").read_bytes()
