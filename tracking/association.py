@@ -91,8 +91,12 @@ def similarity(
     det_labels: np.ndarray,
     mask_weight: float,
     class_penalty: float,
+    mask_full_weight_area: float = 0.0,
 ) -> np.ndarray:
-    """Blend box and mask IoU where both masks exist and boxes overlap; penalise class disagreement."""
+    """Blend box and mask IoU where both masks exist and boxes overlap; penalise class disagreement.
+
+    Masks smaller than `mask_full_weight_area` pixels get a proportionally smaller weight: the IoU of a few
+    pixels' masks is mostly noise."""
     sim = box_ious.copy()
     if mask_weight > 0 and sim.size:
         rows, cols = np.nonzero(box_ious > 0)
@@ -100,7 +104,10 @@ def similarity(
             tm, dm = track_masks[r], det_masks[c]
             if tm is None or dm is None:
                 continue
-            sim[r, c] = (1.0 - mask_weight) * box_ious[r, c] + mask_weight * cropped_mask_iou(tm, dm)
+            weight = mask_weight
+            if mask_full_weight_area > 0:
+                weight *= min(1.0, min(tm.area, dm.area) / mask_full_weight_area)
+            sim[r, c] = (1.0 - weight) * box_ious[r, c] + weight * cropped_mask_iou(tm, dm)
     if class_penalty > 0 and sim.size:
         sim -= class_penalty * (track_labels[:, None] != det_labels[None, :])
     return sim

@@ -72,6 +72,12 @@ class TrackerConfig(BaseModel):
         description="After the first two stages, match tracks unobserved for a while against leftover "
         "confident detections using the box where they were last seen (OC-SORT's observation-centric recovery).",
     )
+    mask_full_weight_area: float = Field(
+        200.0,
+        ge=0.0,
+        description="Masks smaller than this many pixels get a proportionally smaller mask_weight (the IoU of "
+        "tiny masks is noise). 0 = mask_weight for every size.",
+    )
     class_penalty: float = Field(
         0.3,
         ge=0.0,

@@ -262,6 +262,7 @@ class MultiObjectTracker:
                 labels[det_idx],
                 cfg.mask_weight,
                 cfg.class_penalty,
+                cfg.mask_full_weight_area,
             )
             pairs, free_rows, free_cols = assign(sim, threshold)
             return (
