@@ -122,3 +122,11 @@ def test_model_detections_of_a_clip_with_a_tiny_real_maskrcnn(tmp_path):
         assert len(f.rles) == len(f.scores) == len(f.boxes)
         decoded = mask_utils.decode([{"size": r["size"], "counts": r["counts"].encode()} for r in f.rles])
         assert decoded.shape[:2] == (180, 320)
+
+
+def test_eval_tracking_cli_rejects_bad_arguments_in_one_line(capsys):
+    from pipeline.cli import main
+
+    assert main(["eval-tracking", "--frames", "1", "--no-boxmot"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "maskstream eval-tracking: error: --frames must be at least 2, got 1"
