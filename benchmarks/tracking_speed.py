@@ -113,8 +113,8 @@ def ms(values: list[float], skip: int = 10) -> tuple[float, float]:
     return 1000 * statistics.median(v), 1000 * float(np.percentile(v, 95))
 
 
-def speed(n_frames: int, repeats: int) -> None:
-    scene = FastScene()
+def speed(n_frames: int, repeats: int, shake: float) -> None:
+    scene = FastScene(shake=shake)
     frames = [scene.frame(i) for i in range(n_frames)]
     variants = {
         "ours (compensation auto)": lambda: time_ours(TrackerConfig(), frames),
@@ -133,13 +133,15 @@ def speed(n_frames: int, repeats: int) -> None:
             med, p95 = ms(values)
             if name not in best or med < best[name][0]:
                 best[name] = (med, p95)
-    base = best["ours (compensation off)"][0]
+    camera = f"camera swinging +-{shake:g} px" if shake else "static camera"
     print(
-        f"tracker update, {n_frames} frames, 20 objects, {WIDTH}x{HEIGHT}, swinging camera "
+        f"tracker update, {n_frames} frames, 20 objects, {WIDTH}x{HEIGHT}, {camera} "
         f"(best of {repeats} interleaved runs: median / p95 ms per frame)"
     )
+    base_name = "boxmot ByteTrack (no compensation)" if "boxmot ByteTrack (no compensation)" in best else None
     for name, (med, p95) in best.items():
-        print(f"  {name:42s} {med:6.2f} / {p95:6.2f} ms   x{med / base:.2f} vs ours without compensation")
+        ratio = f"   x{med / best[base_name][0]:.2f} vs ByteTrack" if base_name else ""
+        print(f"  {name:42s} {med:6.2f} / {p95:6.2f} ms{ratio}")
 
 
 def current_rss_mb() -> float:
@@ -182,7 +184,9 @@ def main() -> None:
     parser.add_argument("--long-frames", type=int, default=10_000)
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    speed(args.frames, args.repeats)
+    if args.frames:
+        speed(args.frames, args.repeats, shake=12.0)
+        speed(args.frames, args.repeats, shake=0.0)
     if args.long_frames:
         memory(args.long_frames)
 
