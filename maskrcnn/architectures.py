@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from functools import partial
 
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 from torchvision.models.detection import MaskRCNN, maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.resnet import BasicBlock
 from torchvision.ops import MultiScaleRoIAlign
 
 from maskrcnn.categories import COCO_CATEGORY_NAMES, SYNTH_CLASS_NAMES
@@ -102,14 +102,14 @@ def _light(
         min_size=min_size,
         max_size=max_size,
         rpn_anchor_generator=anchors,
-        rpn_pre_nms_top_n_train=1000,
-        rpn_post_nms_top_n_train=500,
+        rpn_pre_nms_top_n_train=600,
+        rpn_post_nms_top_n_train=300,
         rpn_pre_nms_top_n_test=300,
         rpn_post_nms_top_n_test=150,
         box_roi_pool=MultiScaleRoIAlign(names, output_size=7, sampling_ratio=2),
         box_head=TwoMLPHead(fpn_channels * 7 * 7, 256),
         box_predictor=FastRCNNPredictor(256, num_classes),
-        box_batch_size_per_image=256,
+        box_batch_size_per_image=128,
         box_detections_per_img=100,
         mask_roi_pool=MultiScaleRoIAlign(names, output_size=14, sampling_ratio=2),
         mask_head=MaskRCNNHeads(fpn_channels, [64, 64], dilation=1),
@@ -149,5 +149,3 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-

@@ -74,7 +74,9 @@ def read_coco(root: str | Path) -> CocoFile:
             if missing:
                 raise DatasetError(f"{path}: {kind} {item.get('id', '?')} lacks field(s) {', '.join(missing)}")
     video = path.parent / "video.mp4"
-    has_files = all("file_name" in image and not str(image["file_name"]).startswith("video.mp4") for image in data["images"])
+    has_files = all(
+        "file_name" in image and not str(image["file_name"]).startswith("video.mp4") for image in data["images"]
+    )
     if not has_files:
         if not video.is_file():
             raise DatasetError(f"{path}: images have no file_name and there is no video.mp4 beside it")

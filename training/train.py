@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -26,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    data: Path
+    data: list[Path]  # one or more COCO datasets (dataset dirs or synth clip dirs), concatenated
     arch: str
     out: Path
     steps: int = 2000
@@ -38,6 +37,9 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 1
     checkpoint_every_s: float = 300.0
+    # a wall-clock budget (seconds of training, summed over resumes): the LR schedule follows whichever of steps
+    # and time runs out first, and training stops at the budget with finished (annealed) weights
+    time_limit_s: float | None = None
     resume: bool = True  # continue from OUT's checkpoint when one exists
     init: Path | None = None  # start from these weights (fine-tuning)
     crop: int | None = 320  # train on crops of this size at native scale (None: whole frames)
@@ -59,7 +61,7 @@ def pick_device(device: str) -> torch.device:
 
 
 class _Augmented(torch.utils.data.Dataset):
-    def __init__(self, base: InstanceDataset, seed: int, crop: int | None) -> None:
+    def __init__(self, base: torch.utils.data.Dataset, seed: int, crop: int | None) -> None:
         self.base, self.seed, self.crop = base, seed, crop
 
     def __len__(self) -> int:
@@ -87,10 +89,13 @@ def _batches(dataset: torch.utils.data.Dataset, cfg: TrainConfig, epoch: int):
     )
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 5% over the steps (or the time budget, if that ends sooner)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (0.05 + 0.95 * step / cfg.warmup_steps)
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    if cfg.time_limit_s:
+        progress = max(progress, elapsed_s / cfg.time_limit_s)
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
@@ -105,7 +110,8 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.init is not None:
         init_meta = read_metadata(cfg.init) if cfg.init.suffix == ".safetensors" else {}
         class_names = tuple(init_meta.get("class_names") or class_names)
-    dataset = InstanceDataset(cfg.data, class_names)
+    parts = [InstanceDataset(path, class_names) for path in cfg.data]
+    dataset = torch.utils.data.ConcatDataset(parts)
     if len(dataset) < cfg.batch_size:
         raise DatasetError(f"{cfg.data}: {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
 
@@ -120,12 +126,14 @@ def train(cfg: TrainConfig) -> Path:
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
 
     step = 0
+    elapsed_before = 0.0  # training seconds of earlier runs this one resumes
     weights_ckpt, state_ckpt = checkpoint_paths(cfg.out)
     if cfg.resume and weights_ckpt.is_file() and state_ckpt.is_file():
         model.load_state_dict(load_state_dict(weights_ckpt))
         state = torch.load(state_ckpt, map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
+        elapsed_before = float(state.get("elapsed_s", 0.0))
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at step %d", weights_ckpt, step)
         if step >= cfg.steps:
@@ -135,15 +143,28 @@ def train(cfg: TrainConfig) -> Path:
         "arch": cfg.arch,
         "class_names": list(class_names),
         "input_size": list(spec.input_size),
-        "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "extra_metadata"},
-        "dataset": _dataset_info(dataset),
+        "recipe": _jsonable({k: v for k, v in asdict(cfg).items() if k != "extra_metadata"}),
+        "datasets": [_dataset_info(part) for part in parts],
         "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__},
         **cfg.extra_metadata,
     }
 
+    started = time.monotonic()
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - started
+
+    def out_of_time() -> bool:
+        return cfg.time_limit_s is not None and elapsed() >= cfg.time_limit_s
+
     def save_checkpoint() -> None:
         save_weights(weights_ckpt, model.state_dict(), {**metadata, "step": step})
-        state = {"optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "elapsed_s": elapsed(),
+            "torch_rng": torch.get_rng_state(),
+        }
         tmp = state_ckpt.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(state_ckpt)
@@ -154,12 +175,12 @@ def train(cfg: TrainConfig) -> Path:
     epoch = step * cfg.batch_size // len(dataset)
     smoothed: float | None = None
     try:
-        while step < cfg.steps:
+        while step < cfg.steps and not out_of_time():
             for images, targets in _batches(augmented, cfg, epoch):
-                if step >= cfg.steps:
+                if step >= cfg.steps or out_of_time():
                     break
                 for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, cfg)
+                    group["lr"] = lr_at(step, cfg, elapsed())
                 images = [image.to(device, non_blocking=True) for image in images]
                 targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
                 with torch.autocast(device.type, enabled=device.type == "cuda"):
@@ -177,7 +198,7 @@ def train(cfg: TrainConfig) -> Path:
                 value = loss.item()
                 smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
                 parts = " ".join(f"{k.removeprefix('loss_')[:6]}={v.item():.3f}" for k, v in losses.items())
-                bar.set_postfix_str(f"loss={smoothed:.3f} {parts} lr={lr_at(step, cfg):.2e}")
+                bar.set_postfix_str(f"loss={smoothed:.3f} {parts} lr={lr_at(step, cfg, elapsed()):.2e}")
                 bar.update(1)
                 if time.monotonic() - last_save >= cfg.checkpoint_every_s:
                     save_checkpoint()
@@ -193,11 +214,18 @@ def train(cfg: TrainConfig) -> Path:
     return final
 
 
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
 def _dataset_info(dataset: InstanceDataset) -> dict[str, Any]:
     info = dataset.coco.data.get("info", {})
     keep = ("description", "mode", "seed", "size", "images", "scene_seed_rule", "generator_version")
     return {"path": str(dataset.coco.root), "images": len(dataset), **{k: info[k] for k in keep if k in info}}
-
 
 
 __all__ = ["TrainConfig", "checkpoint_paths", "train"]
