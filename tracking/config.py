@@ -73,7 +73,7 @@ class TrackerConfig(BaseModel):
         "confident detections using the box where they were last seen (OC-SORT's observation-centric recovery).",
     )
     mask_full_weight_area: float = Field(
-        200.0,
+        0.0,
         ge=0.0,
         description="Masks smaller than this many pixels get a proportionally smaller mask_weight (the IoU of "
         "tiny masks is noise). 0 = mask_weight for every size.",

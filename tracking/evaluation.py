@@ -394,6 +394,7 @@ def our_trackers(base: TrackerConfig | None = None) -> dict[str, Callable[[], Tr
         "maskstream: no OC re-update": {"observation_centric_update": False},
         "maskstream: no buffered IoU / recovery": {"lost_box_growth": 0.0, "recover_from_last_observation": False},
         "maskstream: strict classes": {"class_penalty": 1.0},
+        "maskstream: mask weight fades below 200 px": {"mask_full_weight_area": 200.0},
     }
 
     def factory(cfg: TrackerConfig) -> Callable[[], TrackerAdapter]:
