@@ -281,3 +281,32 @@ def test_low_score_detections_keep_a_track_alive_but_do_not_start_one():
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValidationError, match=field):
         TrackerConfig(**{field: value})
+
+
+def test_buffered_iou_refinds_a_small_object_that_drifted_during_a_gap():
+    # A small object seen for 4 frames, hidden for 6, reappears a box width off its predicted path (no overlap).
+    small = [40.0, 40.0, 50.0, 60.0]
+    moved = [50.0, 40.0, 60.0, 60.0]
+    ids = {}
+    for growth in (0.0, 3.0):
+        cfg = static_cfg(lost_box_growth=growth, recover_from_last_observation=False, mask_weight=0.0)
+        tracker = MultiObjectTracker(cfg)
+        run(tracker, [[small]] * 4)
+        run(tracker, [[]] * 6, start=4)
+        _, step = run(tracker, [[moved]] * 2, start=10)
+        ids[growth] = sorted(t.track_id for t in step.tracks if t.detection_index is not None)
+    assert ids[3.0] == [1]  # widened boxes overlap: the same track
+    assert ids[0.0] == [2]  # plain IoU is 0: a new identity
+
+
+def test_mask_weight_fades_for_tiny_masks():
+    from tracking.association import CroppedMask, similarity
+
+    ious = np.array([[0.6]])
+    tiny = CroppedMask(np.ones((4, 5), bool), (0, 0, 5, 4))  # 20 px
+    other = CroppedMask(np.ones((4, 5), bool), (10, 0, 15, 4))  # 20 px elsewhere: mask IoU 0
+    labels = np.array([1])
+    full = similarity(ious, [tiny], [other], labels, labels, 0.5, 0.0)
+    faded = similarity(ious, [tiny], [other], labels, labels, 0.5, 0.0, mask_full_weight_area=200.0)
+    assert full[0, 0] == pytest.approx(0.3)  # half box IoU, half mask IoU (0)
+    assert faded[0, 0] == pytest.approx(0.6 * 0.95)  # weight 0.5 * 20/200 = 0.05
