@@ -111,7 +111,7 @@ def test_coco_file_missing_fields_is_named(tmp_path):
     data = {"images": [{"id": 1, "width": 8, "height": 8, "file_name": "a.png"}], "categories": CATEGORIES}
     data["annotations"] = [{"id": 5, "image_id": 1, "bbox": [0, 0, 2, 2], "segmentation": []}]
     (root / "annotations.json").write_text(json.dumps(data))
-    with pytest.raises(DatasetError, match="annotation 5 lacks field.*category_id"):
+    with pytest.raises(DatasetError, match=r"annotation 5 lacks field.*category_id"):
         read_coco(root)
 
 
