@@ -12,6 +12,7 @@ Median over `--repeats` calls after `--warmup` calls, one frame per call (a live
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -85,6 +86,8 @@ def main() -> int:
     print(f"# model_speed  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  {platform.node()}  {platform.processor() or ''}")
     print(f"# command: {' '.join(sys.argv)}")
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, frames {tuple(frames[0].shape)}")
+    # the machine is shared: the load says how much of the CPU this measurement really had
+    print(f"# load average (1/5/15 min): {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs")
     print(f"model: {name}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     seconds, dets = time_calls(model, frames, args.warmup, args.repeats)
     print(
