@@ -142,7 +142,7 @@ def run_demo(out_dir: Path, frames: int, seed: int, device: str | None) -> int:
     print()
     print("maskstream demo: summary")
     print(
-        f"  frames        {report.frames} in {report.elapsed_s:.1f} s ({report.fps:.2f} fps, model on {cfg.model.device})"
+        f"  frames        {report.frames} in {report.elapsed_s:.1f} s ({report.fps:.2f} fps, model on {pipeline.detector.device if pipeline.detector else cfg.model.device})"
     )
     print(f"  tracks        {tracks}")
     print(f"  events        {len(entries)} in Redis stream {key}")
