@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from torch import nn
 from torchvision.models.detection import MaskRCNN, maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
@@ -32,10 +33,11 @@ class Architecture:
     description: str = ""
 
 
-def _resnet50_fpn(num_classes: int, *, v2: bool = False, min_size: int = 800, max_size: int = 1333) -> MaskRCNN:
+def _resnet50_fpn(num_classes: int, *, v2: bool = False, **options: Any) -> MaskRCNN:
+    """torchvision's builder; `options` are MaskRCNN's keyword arguments (min_size, box_detections_per_img, ...)."""
     builder = maskrcnn_resnet50_fpn_v2 if v2 else maskrcnn_resnet50_fpn
     # weights=None and weights_backbone=None: building never downloads; weights are loaded by our loader.
-    return builder(weights=None, weights_backbone=None, num_classes=num_classes, min_size=min_size, max_size=max_size)
+    return builder(weights=None, weights_backbone=None, num_classes=num_classes, **options)
 
 
 def _residual_stage(in_channels: int, out_channels: int, blocks: int, stride: int) -> nn.Sequential:
