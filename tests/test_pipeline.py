@@ -253,3 +253,19 @@ def test_sigterm_drains_work_in_flight_and_flushes_every_event(tmp_path: Path, r
     # every frame that went through the model is accounted for: the last track event is of the last frame done
     last_frame = max(e["frame_index"] for e in events if e["type"] in ("track.started", "track.updated"))
     assert last_frame <= frames
+
+
+def test_cli_run_with_the_bundled_model_writes_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from pipeline.cli import main
+
+    short = write_clip(tmp_path / "short.mp4", frames=8)
+    events_file = tmp_path / "events.jsonl"
+    code = main(["run", "--source", f"gate={short}", "--jsonl", str(events_file), "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "maskstream run: 8 frames from 1 source(s)" in err
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert events[0]["type"] == "stream.started" and events[-1]["type"] == "stream.ended"
+    assert {e["source_id"] for e in events} == {"gate"}
