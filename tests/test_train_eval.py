@@ -124,7 +124,7 @@ def test_empty_dataset_is_refused(tmp_path):
     assert cli_main(["eval", "--data", str(root), "--predictions", str(root / "annotations.json")]) == 2
 
 
-def test_train_checkpoints_and_resumes(tiny_dataset, tmp_path):
+def test_train_checkpoints_resumes_and_evaluates(tiny_dataset, tmp_path):
     torch.set_num_threads(2)
     out = tmp_path / "tiny.safetensors"
     cfg = TrainConfig(
@@ -155,3 +155,8 @@ def test_train_checkpoints_and_resumes(tiny_dataset, tmp_path):
     with torch.inference_mode():
         (output,) = loaded.model([torch.rand(3, 64, 96)])
     assert set(output) >= {"boxes", "scores", "labels", "masks"}
+
+    # the trained weights through `maskstream eval`: runs the model, writes COCO results, scores them
+    results = tmp_path / "results.json"
+    assert cli_main(["eval", "--data", str(tiny_dataset), "--weights", str(out), "--out", str(results), "--json"]) == 0
+    assert isinstance(json.loads(results.read_text()), list)
