@@ -44,15 +44,18 @@ def compile_for(arch: str, extra_options: tuple[str, ...] = ()) -> NvrtcResult:
         options = [f"--gpu-architecture={arch}", *NVRTC_OPTIONS, *extra_options]
         (status,) = nvrtc.nvrtcCompileProgram(program, len(options), [o.encode() for o in options])
         (log_size,) = _check(nvrtc.nvrtcGetProgramLogSize(program), "log size")
-        log = b" " * log_size
+        # NVRTC writes into the buffer: it must be a fresh mutable one. Writing into `b" " * n` would mutate
+        # an immutable object (for n == 1, CPython's cached one-byte b" ", which corrupts e.g. torch.load).
+        log = bytearray(log_size)
         _check(nvrtc.nvrtcGetProgramLog(program, log), "log")
         ok = status == nvrtc.nvrtcResult.NVRTC_SUCCESS
         cubin = b""
         if ok:
             (size,) = _check(nvrtc.nvrtcGetCUBINSize(program), "cubin size")
-            cubin = b" " * size
-            _check(nvrtc.nvrtcGetCUBIN(program, cubin), "cubin")
-        return NvrtcResult(arch, ok, log.rstrip(b"\x00").decode(errors="replace").strip(), cubin)
+            buffer = bytearray(size)
+            _check(nvrtc.nvrtcGetCUBIN(program, buffer), "cubin")
+            cubin = bytes(buffer)
+        return NvrtcResult(arch, ok, bytes(log).rstrip(b"\x00").decode(errors="replace").strip(), cubin)
     finally:
         nvrtc.nvrtcDestroyProgram(program)
 
