@@ -65,7 +65,7 @@ def test_safetensors_round_trip_keeps_metadata_and_outputs(tmp_path):
 
 
 def test_unknown_architecture_is_named():
-    with pytest.raises(WeightsError, match="unknown architecture 'resnet9000'.*choose one of"):
+    with pytest.raises(WeightsError, match=r"unknown architecture 'resnet9000'.*choose one of"):
         build_model("resnet9000")
 
 
