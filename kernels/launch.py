@@ -68,18 +68,20 @@ def _geometry_args(geometry: PoolGeometry) -> tuple[np.int32, np.int32]:
     return np.int32(geometry.pooled_height), np.int32(geometry.pooled_width)
 
 
-def plan_forward(
-    features: torch.Tensor, rois: torch.Tensor, output: torch.Tensor, spatial_scale: float, geometry: PoolGeometry
-) -> LaunchPlan | None:
-    """Single-level forward; None when there is nothing to compute (no RoIs)."""
-    batch, channels, height, width = features.shape
-    if output.numel() == 0:
-        return None
-    grid, block = _grid_for(output.numel())
-    args = (
-        DevicePointer(features),
+def _single_level_args(
+    source: torch.Tensor,
+    rois: torch.Tensor,
+    destination: torch.Tensor,
+    features_shape: torch.Size,
+    spatial_scale: float,
+    geometry: PoolGeometry,
+) -> tuple[KernelArg, ...]:
+    """The argument list forward and backward share: (in, rois, out, sizes..., geometry)."""
+    batch, channels, height, width = features_shape
+    return (
+        DevicePointer(source),
         DevicePointer(rois),
-        DevicePointer(output),
+        DevicePointer(destination),
         np.int32(rois.shape[0]),
         np.int32(channels),
         np.int32(height),
@@ -90,6 +92,16 @@ def plan_forward(
         np.int32(geometry.sampling_ratio),
         np.int32(geometry.aligned),
     )
+
+
+def plan_forward(
+    features: torch.Tensor, rois: torch.Tensor, output: torch.Tensor, spatial_scale: float, geometry: PoolGeometry
+) -> LaunchPlan | None:
+    """Single-level forward; None when there is nothing to compute (no RoIs)."""
+    if output.numel() == 0:
+        return None
+    grid, block = _grid_for(output.numel())
+    args = _single_level_args(features, rois, output, features.shape, spatial_scale, geometry)
     return LaunchPlan(kernel_name("forward", features.dtype), grid, block, args)
 
 
@@ -101,24 +113,10 @@ def plan_backward(
     geometry: PoolGeometry,
 ) -> LaunchPlan | None:
     """Single-level backward into an fp32, zero-initialised `grad_features` of the features' shape."""
-    batch, channels, height, width = grad_features.shape
     if grad_output.numel() == 0:
         return None
     grid, block = _grid_for(grad_output.numel())
-    args = (
-        DevicePointer(grad_output),
-        DevicePointer(rois),
-        DevicePointer(grad_features),
-        np.int32(rois.shape[0]),
-        np.int32(channels),
-        np.int32(height),
-        np.int32(width),
-        np.int32(batch),
-        *_geometry_args(geometry),
-        np.float32(spatial_scale),
-        np.int32(geometry.sampling_ratio),
-        np.int32(geometry.aligned),
-    )
+    args = _single_level_args(grad_output, rois, grad_features, grad_features.shape, spatial_scale, geometry)
     return LaunchPlan(kernel_name("backward", grad_output.dtype), grid, block, args)
 
 
