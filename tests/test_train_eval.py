@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -91,6 +92,9 @@ def test_ground_truth_as_predictions_scores_ap_one(tiny_dataset):
     for key in ("bbox_AP", "bbox_AP50", "segm_AP", "segm_AP50"):
         assert result.overall[key] == pytest.approx(1.0)
     assert result.per_class["truck"]["segm_AP"] == pytest.approx(1.0)
+    # every object here is COCO-small (< 32² px): the other area ranges have no ground truth, reported as NaN
+    assert result.overall["segm_AP_small"] == pytest.approx(1.0)
+    assert np.isnan(result.overall["segm_AP_medium"]) and np.isnan(result.overall["bbox_AP_large"])
 
 
 def test_eval_cli_scores_a_results_file_as_json(tiny_dataset, tmp_path, capsys):
@@ -131,7 +135,7 @@ def test_train_checkpoints_resumes_and_evaluates(tiny_dataset, tmp_path):
         data=[tiny_dataset],
         arch="slim_resnet_fpn_light",
         out=out,
-        steps=2,
+        epochs=1.0,  # 4 images, batches of 2: 2 steps
         batch_size=2,
         warmup_steps=1,
         workers=0,
@@ -147,7 +151,7 @@ def test_train_checkpoints_resumes_and_evaluates(tiny_dataset, tmp_path):
     state = torch.load(state_ckpt, weights_only=True)
     assert state["step"] == 2
 
-    cfg.steps = 3  # resume: one more step from the checkpoint, not three from scratch
+    cfg = replace(cfg, epochs=None, steps=3)  # resume: one more step from the checkpoint, not three from scratch
     train(cfg)
     assert read_metadata(out)["step"] == 3
     loaded = load_model(out)
@@ -160,3 +164,12 @@ def test_train_checkpoints_resumes_and_evaluates(tiny_dataset, tmp_path):
     results = tmp_path / "results.json"
     assert cli_main(["eval", "--data", str(tiny_dataset), "--weights", str(out), "--out", str(results), "--json"]) == 0
     assert isinstance(json.loads(results.read_text()), list)
+
+
+@pytest.mark.parametrize("sizes", ["abc", "320,x", "16"])
+def test_train_size_option_names_the_bad_value(sizes, tiny_dataset, tmp_path, capsys):
+    argv = ["train", "--data", str(tiny_dataset), "--arch", "slim_resnet_fpn_light", "--out", str(tmp_path / "w")]
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([*argv, "--size", sizes])
+    assert exit_info.value.code == 2
+    assert f"--size {sizes!r}" in capsys.readouterr().err

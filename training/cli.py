@@ -20,7 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train_parser.add_argument("--arch", required=True, help=f"one of: {', '.join(list_architectures())}")
     train_parser.add_argument("--out", type=Path, required=True, help="weights file to write (.safetensors)")
-    train_parser.add_argument("--steps", type=int, default=2000)
+    train_parser.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
+    train_parser.add_argument("--epochs", type=float, help="passes over the data; overrides --steps")
+    train_parser.add_argument(
+        "--size",
+        type=_sizes,
+        default=(288, 320, 352),
+        help="training input sides, comma-separated; each image is resized to one at random (default 288,320,352)",
+    )
     train_parser.add_argument("--batch-size", type=int, default=4)
     train_parser.add_argument("--lr", type=float, default=1e-3)
     train_parser.add_argument("--warmup-steps", type=int, default=200)
@@ -49,6 +56,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     eval_parser.set_defaults(func=_eval)
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--size {text!r}: expected comma-separated pixel sizes, e.g. 288,320,352"
+        ) from None
+    if not sizes or min(sizes) < 32:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: every size must be at least 32 px")
+    return sizes
+
+
 def _train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -57,6 +76,8 @@ def _train(args: argparse.Namespace) -> int:
         arch=args.arch,
         out=args.out,
         steps=args.steps,
+        epochs=args.epochs,
+        train_sizes=args.size,
         batch_size=args.batch_size,
         lr=args.lr,
         warmup_steps=args.warmup_steps,

@@ -20,10 +20,12 @@ from maskrcnn import LoadedModel
 from pipeline.errors import DatasetError
 from training.dataset import CocoFile, InstanceDataset, iter_clip_frames, read_coco
 
+AREA_RANGES = ("small", "medium", "large")
+
 
 @dataclass
 class EvalResult:
-    overall: dict[str, float]  # bbox_AP, bbox_AP50, segm_AP, segm_AP50
+    overall: dict[str, float]  # bbox_AP, bbox_AP50, segm_AP, segm_AP50, and {bbox,segm}_AP_{small,medium,large}
     per_class: dict[str, dict[str, float]]  # class name -> same keys
     images: int
 
@@ -80,6 +82,7 @@ def evaluate(data: str | Path, results: list[dict[str, Any]]) -> EvalResult:
     for iou_type in ("bbox", "segm"):
         if not results:
             overall[f"{iou_type}_AP"] = overall[f"{iou_type}_AP50"] = 0.0
+            overall.update({f"{iou_type}_AP_{size}": 0.0 for size in AREA_RANGES})
             for name in per_class:
                 per_class[name][f"{iou_type}_AP"] = per_class[name][f"{iou_type}_AP50"] = 0.0
             continue
@@ -91,6 +94,10 @@ def evaluate(data: str | Path, results: list[dict[str, Any]]) -> EvalResult:
             evaluator.summarize()
         overall[f"{iou_type}_AP"] = float(evaluator.stats[0])
         overall[f"{iou_type}_AP50"] = float(evaluator.stats[1])
+        # COCO's area ranges (< 32², 32²-96², > 96² px); -1 (no ground truth in the range) becomes NaN
+        for offset, size in enumerate(AREA_RANGES):
+            value = float(evaluator.stats[3 + offset])
+            overall[f"{iou_type}_AP_{size}"] = value if value > -1 else float("nan")
         precision = evaluator.eval["precision"]  # [iou, recall, class, area, max_dets]
         for k, cat_id in enumerate(evaluator.params.catIds):
             name = coco_file.category_names[cat_id]
@@ -135,4 +142,9 @@ def format_table(result: EvalResult) -> str:
     lines = [f"{'class':<12}" + "".join(f"{k:>11}" for k in keys)]
     for name, values in [*result.per_class.items(), ("all", result.overall)]:
         lines.append(f"{name:<12}" + "".join(f"{values.get(k, float('nan')):>11.3f}" for k in keys))
+    lines.append("")
+    lines.append(f"{'AP by area':<12}" + "".join(f"{size:>11}" for size in AREA_RANGES))
+    for iou_type in ("bbox", "segm"):
+        values = [result.overall.get(f"{iou_type}_AP_{size}", float("nan")) for size in AREA_RANGES]
+        lines.append(f"{iou_type:<12}" + "".join(f"{value:>11.3f}" for value in values))
     return "\n".join(lines)

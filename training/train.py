@@ -6,7 +6,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class TrainConfig:
     arch: str
     out: Path
     steps: int = 2000
+    epochs: float | None = None  # when set, overrides `steps`: passes over the dataset, rounded up to whole steps
     batch_size: int = 4
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -114,6 +115,9 @@ def train(cfg: TrainConfig) -> Path:
     dataset = torch.utils.data.ConcatDataset(parts)
     if len(dataset) < cfg.batch_size:
         raise DatasetError(f"{cfg.data}: {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
+    if cfg.epochs is not None:
+        cfg = replace(cfg, steps=max(1, math.ceil(cfg.epochs * len(dataset) / cfg.batch_size)))
+        log.info("%g epochs of %d images = %d steps", cfg.epochs, len(dataset), cfg.steps)
 
     model = build_model(cfg.arch, len(class_names))
     model.transform.min_size = cfg.train_sizes
