@@ -63,7 +63,7 @@ def _sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"--size {text!r}: expected comma-separated pixel sizes, e.g. 288,320,352"
         ) from None
-    if not sizes or min(sizes) < 32:
+    if min(sizes) < 32:
         raise argparse.ArgumentTypeError(f"--size {text!r}: every size must be at least 32 px")
     return sizes
 
