@@ -36,13 +36,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.*` helpers when run as a script
 
 from pipeline.config import BatcherConfig, PipelineConfig
-from pipeline.frames import FrameResult
+from pipeline.config.redis import RedisConfig
+from pipeline.config.sources import SourceConfig
+from pipeline.items import FrameResult, RawDetections
 from pipeline.metrics import FRAMES_DECODED, FRAMES_DROPPED, RECONNECTS
 from pipeline.runner import Pipeline
+from sinks.redis_publisher import RedisPublisher
 from stages.inference import Detector
-from stages.masks import RawDetections
-from stages.publisher import RedisConfig, RedisPublisher
-from stages.source import SourceConfig
 from tests.rtsp_server import RtspServer
 from tests.servers import RedisServer
 

@@ -31,17 +31,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import ModelConfig, build_config  # noqa: E402
-from pipeline.demo import redis_for_demo  # noqa: E402
-from pipeline.events import EventBuilder  # noqa: E402
-from pipeline.frames import Frame, FrameResult  # noqa: E402
-from pipeline.runner import Pipeline  # noqa: E402
-from stages.batcher import frames_to_device  # noqa: E402
-from stages.inference import Detector, load_detector, resolve_device  # noqa: E402
-from stages.masks import frame_detections  # noqa: E402
-from stages.publisher import RedisConfig, RedisPublisher  # noqa: E402
-from stages.tracker import TrackerStage  # noqa: E402
-from tracking.config import TrackerConfig  # noqa: E402
+from pipeline.config import ModelConfig, build_config
+from pipeline.config.redis import RedisConfig
+from pipeline.config.tracker import TrackerConfig
+from pipeline.demo import redis_for_demo
+from pipeline.events import EventBuilder
+from pipeline.items import Frame, FrameResult
+from pipeline.runner import Pipeline
+from sinks.redis_publisher import RedisPublisher
+from stages.batcher import frames_to_device
+from stages.inference import Detector, load_detector, resolve_device
+from stages.masks import frame_detections
+from stages.tracker import TrackerStage
 
 
 def make_clip(out_dir: Path, frames: int) -> Path:
@@ -127,7 +128,7 @@ def naive_loop(detector: Detector, clip: Path, redis_url: str) -> float:
         for index, decoded in enumerate(container.decode(video=0)):
             frame = Frame("naive", index, float(decoded.time or 0), time.time(), decoded.to_ndarray(format="rgb24"))
             (raw,) = detector.detect(frames_to_device([frame], detector.device))
-            result = tracker.process(FrameResult(frame, frame_detections(frame, raw, 0.5)))
+            result = tracker.track(FrameResult(frame, frame_detections(frame, raw, 0.5)))
             publisher.publish("naive", builder.for_frame(result))
             count += 1
     publisher.close(30.0)

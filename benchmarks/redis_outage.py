@@ -37,13 +37,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.*` helpers when run as a script
 
 from pipeline.config import BatcherConfig, PipelineConfig
+from pipeline.config.redis import RedisConfig
+from pipeline.config.sources import SourceConfig
+from pipeline.config.tracker import TrackerConfig
+from pipeline.items import RawDetections
 from pipeline.runner import Pipeline
+from sinks.redis_publisher import RedisPublisher
 from stages.inference import Detector
-from stages.masks import RawDetections
-from stages.publisher import RedisConfig, RedisPublisher
-from stages.source import SourceConfig
 from tests.servers import RedisServer
-from tracking.config import TrackerConfig
 
 log = logging.getLogger("redis_outage")
 SOURCE_ID = "outagecam"

@@ -20,20 +20,20 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
+import argparse
+import gc
+import resource
+import statistics
+import time
+import tracemalloc
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from pipeline.frames import Detections, Frame  # noqa: E402
-from tracking.config import TrackerConfig  # noqa: E402
-from tracking.toyscene import textured_background  # noqa: E402
-from tracking.tracker import MultiObjectTracker  # noqa: E402
+from pipeline.config.tracker import TrackerConfig
+from pipeline.items import Detections, Frame
+from tests.toyscene import textured_background
+from tracking.tracker import MultiObjectTracker
 
 HEIGHT, WIDTH = 360, 640
 

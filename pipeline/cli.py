@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "pipeline.tail_command",  # tail
     "synth.cli",  # synth
     "training.cli",  # train, eval
-    "tracking.cli",  # eval-tracking
+    "evaluation.tracking_cli",  # eval-tracking
 )
 
 

@@ -24,9 +24,9 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
-from pipeline.frames import FrameResult, StreamStatus, TrackState, TrackTransition
+from pipeline.items import FrameResult, StreamStatus, TrackState, TrackTransition
 
 SCHEMA_VERSION = 1
 
@@ -61,14 +61,6 @@ TYPE_FIELDS: dict[str, tuple[str, ...]] = {
         "last_capture_time",
     ),
 }
-
-
-class EventSink(Protocol):
-    """Where events go. `publish` must never block the caller on I/O; `close` flushes what it can."""
-
-    def publish(self, source_id: str, events: list[dict[str, Any]]) -> None: ...
-
-    def close(self, timeout_s: float) -> None: ...
 
 
 class EventBuilder:
@@ -113,7 +105,7 @@ class EventBuilder:
         return event
 
     def for_ended_tracks(self, source_id: str, transitions: Iterable[TrackTransition]) -> list[dict[str, Any]]:
-        """`track.ended` for the tracks a source still had at end of stream (`TrackerStage.finish`)."""
+        """`track.ended` for the tracks a source still had at end of stream (`TrackerStage.end_source`)."""
         events = []
         for transition in transitions:
             track = transition.track

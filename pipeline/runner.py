@@ -23,19 +23,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.config import PipelineConfig
+from pipeline.config.sources import SourceConfig
 from pipeline.errors import MaskstreamError, SourceError
-from pipeline.events import EventBuilder, EventSink
-from pipeline.frames import Frame, StreamStatus
+from pipeline.events import EventBuilder
+from pipeline.items import Frame, StreamStatus
 from pipeline.metrics import FRAMES_DROPPED
 from pipeline.queues import BoundedQueue, QueueClosed, QueueGroup
 from pipeline.redact import redact_text
 from pipeline.stage import StageThread
 from pipeline.stats import RunStats, SourceStats
+from sinks.base import EventSink, FrameSink
+from sources.base import VideoSource
+from sources.open import open_source
 from stages.batcher import BatcherStage
 from stages.inference import Detector, InferenceStage, load_detector
 from stages.masks import MasksStage
-from stages.outputs import FrameSink, PublishStage, TrackingStage
-from stages.source import SourceConfig, VideoSource, open_source
+from stages.publish import PublishStage
 from stages.tracker import TrackerStage
 
 log = logging.getLogger(__name__)
@@ -92,11 +95,11 @@ def build_event_sinks(cfg: PipelineConfig) -> list[EventSink]:
     """Redis publisher (checked now: an unreachable Redis at start is an error) and the JSON Lines file."""
     sinks: list[EventSink] = []
     if cfg.sinks.jsonl is not None:
-        from stages.jsonl import JsonlSink
+        from sinks.jsonl import JsonlSink
 
         sinks.append(JsonlSink(cfg.sinks.jsonl))
     if cfg.redis is not None:
-        from stages.publisher import RedisPublisher
+        from sinks.redis_publisher import RedisPublisher
 
         publisher = RedisPublisher(cfg.redis)
         try:
@@ -113,11 +116,11 @@ def build_event_sinks(cfg: PipelineConfig) -> list[EventSink]:
 def build_frame_sinks(cfg: PipelineConfig, class_names: list[str]) -> list[FrameSink]:
     sinks: list[FrameSink] = []
     if cfg.sinks.annotate:
-        from stages.annotate import AnnotatedVideoSink
+        from sinks.annotated_video import AnnotatedVideoSink
 
         sinks.append(AnnotatedVideoSink(cfg.sinks.annotate, class_names, several_sources=len(cfg.sources) > 1))
     if cfg.sinks.mot_out is not None:
-        from stages.mot_writer import MotWriter
+        from sinks.mot import MotWriter
 
         sinks.append(MotWriter(cfg.sinks.mot_out))
     return sinks
@@ -189,8 +192,7 @@ class Pipeline:
         if not self.model_ready.is_set():
             return False, "model not loaded"
         for sink in self.event_sinks:
-            stats = getattr(sink, "stats", None)
-            if callable(stats) and not stats().get("connected", True):
+            if not sink.connected():
                 return False, f"{type(sink).__name__} not connected"
         return True, "ready"
 
@@ -287,7 +289,7 @@ class Pipeline:
             ),
             InferenceStage(self.detector),
             MasksStage(cfg.model.mask_threshold),
-            TrackingStage(TrackerStage(cfg.tracker)),
+            TrackerStage(cfg.tracker),
             PublishStage(builder, self.event_sinks, frame_sinks, self.stats, cfg.sinks.close_timeout_s),
         ]
         inbox: BoundedQueue | QueueGroup = self._group

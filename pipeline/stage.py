@@ -17,28 +17,13 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.frames import Frame, FrameResult, StreamStatus, TrackTransition
+from pipeline.items import EndOfStream, Frame, FrameResult, StreamStatus, TracksEnded
 from pipeline.queues import BoundedQueue, Empty, QueueClosed, QueueGroup
 from pipeline.redact import redact_text
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class EndOfStream:
-    """Control item: every source is done; stages flush (`finish`) and pass it on, then their thread ends."""
-
-
-@dataclass(slots=True)
-class TracksEnded:
-    """Control item: the tracker closed every open track of a source at its end of stream."""
-
-    source_id: str
-    transitions: list[TrackTransition] = field(default_factory=list)
-    time: float = field(default_factory=time.time)
 
 
 class StageError(Exception):

@@ -13,8 +13,8 @@ from typing import Any, TextIO
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pipeline.consumer import EventConsumer, EventTail
-from stages.publisher import DEFAULT_STREAM_KEY, check_redis, describe_redis_error, redis_from_url
+from consumer import EventConsumer, EventTail
+from pipeline.redis_client import DEFAULT_STREAM_KEY, check_redis, describe_redis_error, redis_from_url
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

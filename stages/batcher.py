@@ -13,21 +13,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import torch
 
-from pipeline.frames import Frame, StreamStatus
+from pipeline.items import Batch, Frame, StreamStatus
 from pipeline.stage import Stage
-
-
-@dataclass(slots=True)
-class Batch:
-    """Frames on their way to the model, with their images already on the model's device."""
-
-    frames: list[Frame]
-    images: list[torch.Tensor]  # per frame: 3 x H x W float32 in [0, 1], on the device
-    created: float  # time.monotonic() when the batch left the batcher
 
 
 def frames_to_device(frames: list[Frame], device: torch.device, pin_memory: bool = True) -> list[torch.Tensor]:

@@ -20,10 +20,9 @@ from torchvision.models.detection.transform import resize_boxes
 
 from pipeline.config import ModelConfig
 from pipeline.errors import ConfigError, WeightsError
+from pipeline.items import Batch, InferenceBatch, RawDetections
 from pipeline.metrics import BATCH_SIZE, INFERENCE_SECONDS
 from pipeline.stage import Stage
-from stages.batcher import Batch
-from stages.masks import InferenceBatch, RawDetections
 
 log = logging.getLogger(__name__)
 

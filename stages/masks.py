@@ -14,14 +14,13 @@ H x W x N array pycocotools encodes in one call — no copy.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from pipeline.frames import Detections, Frame, FrameResult
+from pipeline.items import Detections, Frame, FrameResult, InferenceBatch, RawDetections
 from pipeline.metrics import FRAMES_PROCESSED
 from pipeline.stage import Stage
 
@@ -136,25 +135,6 @@ def encode_rles(masks_nwh: np.ndarray) -> list[dict[str, Any]]:
         rle["counts"] = rle["counts"].decode("ascii")
         rle["size"] = [int(s) for s in rle["size"]]
     return rles
-
-
-@dataclass(slots=True)
-class RawDetections:
-    """What the model found in one frame, still on its device: boxes in full-frame pixels, masks at M x M."""
-
-    boxes: torch.Tensor  # (N, 4)
-    scores: torch.Tensor  # (N,)
-    labels: torch.Tensor  # (N,)
-    mask_probs: torch.Tensor  # (N, 1, M, M)
-
-
-@dataclass(slots=True)
-class InferenceBatch:
-    """A batch's frames with the model's raw detections, in the same order."""
-
-    frames: list[Frame]
-    detections: list[RawDetections]
-    created: float
 
 
 def frame_detections(frame: Frame, raw: RawDetections, mask_threshold: float, clip_to_box: bool = True) -> Detections:

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import torch
 
-from pipeline.frames import Frame, StreamStatus
-from stages.batcher import Batch, BatcherStage, frames_to_device
+from pipeline.items import Batch, Frame, StreamStatus
+from stages.batcher import BatcherStage, frames_to_device
 
 
 def frame(source: str, index: int, size: tuple[int, int] = (18, 32)) -> Frame:

@@ -12,11 +12,11 @@ from pipeline.config import (
     PipelineConfig,
     apply_override,
     build_config,
-    config_reference_markdown,
     interpolate_env,
     load_config,
     sources_from_cli,
 )
+from pipeline.config.reference import config_reference_markdown
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,11 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.consumer import EventConsumer
+from consumer import EventConsumer
+from pipeline.config.redis import RedisConfig
 from pipeline.events import EventBuilder, to_stream_fields
 from pipeline.tail_command import register
 from pipeline.tail_command import run as tail_run
-from stages.publisher import RedisConfig, RedisPublisher
+from sinks.redis_publisher import RedisPublisher
 from tests.servers import RedisServer
 from tests.test_events import CLASSES, make_result
 from tests.test_publisher import event

@@ -21,8 +21,8 @@ from pipeline.events import (
     to_stream_fields,
     validate_event,
 )
-from pipeline.frames import Detections, Frame, FrameResult, StreamStatus, TrackState, TrackTransition
-from stages.jsonl import JsonlSink
+from pipeline.items import Detections, Frame, FrameResult, StreamStatus, TrackState, TrackTransition
+from sinks.jsonl import JsonlSink
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
-from pipeline.frames import Frame
-from stages.masks import RawDetections, encode_rles, frame_detections, paste_masks
+from pipeline.items import Frame, RawDetections
+from stages.masks import encode_rles, frame_detections, paste_masks
 
 H, W, M = 180, 320, 28
 

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipeline.config.redis import RedisConfig
 from pipeline.errors import MaskstreamError
 from pipeline.events import SCHEMA_VERSION, validate_event
 from pipeline.metrics import EVENTS_DROPPED
-from stages.publisher import RedisConfig, RedisPublisher
+from sinks.redis_publisher import RedisPublisher
 from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -149,7 +150,7 @@ def test_redis_killed_and_restarted_loses_nothing_and_keeps_order(durable_redis:
 def test_outage_longer_than_the_spool_drops_the_oldest_and_reports_the_exact_count(
     durable_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="stages.publisher")
+    caplog.set_level(logging.INFO, logger="sinks.redis_publisher")
     # slow retries: the writer stays out of the way while the test overfills the spool
     publisher = RedisPublisher(RedisConfig(url=durable_redis.url, spool_max_events=100, initial_backoff_s=1.0,
                                            max_backoff_s=1.0))  # fmt: skip

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.consumer import EventConsumer
+from consumer import EventConsumer
+from pipeline.config.redis import RedisConfig
 from pipeline.errors import MaskstreamError
-from stages.publisher import RedisConfig, RedisPublisher
+from sinks.redis_publisher import RedisPublisher
 from tests.servers import RedisServer, make_tls_files, redis_tls_args
 from tests.test_publisher import event
 

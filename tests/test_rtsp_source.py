@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config.sources import SourceConfig
 from pipeline.errors import SourceError
-from pipeline.frames import Frame, StreamStatus
+from pipeline.items import Frame, StreamStatus
 from pipeline.metrics import FRAMES_DROPPED, RECONNECTS, SOURCE_UP
-from stages.source import LiveSource, SourceConfig, open_source
+from sources.live import LiveSource
+from sources.open import open_source
 from tests.rtsp_server import RtspServer, free_port, make_self_signed_pem, rtsp_server_available
 
 pytestmark = [

@@ -10,10 +10,10 @@ import urllib.request
 import numpy as np
 import pytest
 
-from pipeline.frames import Frame, StreamStatus
 from pipeline.http import HealthServer
+from pipeline.items import EndOfStream, Frame, StreamStatus
 from pipeline.queues import BoundedQueue, Empty, QueueClosed, QueueGroup
-from pipeline.stage import EndOfStream, Stage, StageThread
+from pipeline.stage import Stage, StageThread
 
 
 def frame(source: str, index: int) -> Frame:

@@ -10,7 +10,7 @@ import torch
 
 from pipeline.config import ModelConfig
 from pipeline.errors import ConfigError
-from pipeline.frames import Frame
+from pipeline.items import Frame
 from stages.inference import Detector, resolve_device
 from stages.masks import frame_detections
 from tests.pipeline_helpers import TINY_CLASSES, tiny_maskrcnn

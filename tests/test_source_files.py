@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from pipeline.config.sources import SourceConfig
 from pipeline.errors import SourceError
-from pipeline.frames import Frame, StreamStatus
+from pipeline.items import Frame, StreamStatus
 from pipeline.metrics import DECODE_ERRORS, FRAMES_DECODED, FRAMES_DROPPED
-from stages.decode import RateLimiter
-from stages.source import FileSource, SourceConfig, open_source
+from sources.decode import RateLimiter
+from sources.file import FileSource
+from sources.open import open_source
 
 pytestmark = pytest.mark.timeout(60)
 

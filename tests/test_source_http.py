@@ -14,9 +14,10 @@ import av
 import numpy as np
 import pytest
 
+from pipeline.config.sources import SourceConfig
 from pipeline.errors import SourceError
-from pipeline.frames import Frame, StreamStatus
-from stages.source import SourceConfig, open_source
+from pipeline.items import Frame, StreamStatus
+from sources.open import open_source
 from tests.test_source_files import FPS, N, collect, write_clip
 
 pytestmark = pytest.mark.timeout(30)

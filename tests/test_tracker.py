@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pipeline.frames import Detections, Frame, FrameResult
+from pipeline.config.tracker import TrackerConfig
+from pipeline.items import Detections, Frame, FrameResult
 from stages.tracker import TrackerStage
-from tracking.config import TrackerConfig
-from tracking.toyscene import ToyObject, ToyScene
+from tests.toyscene import ToyObject, ToyScene
 from tracking.tracker import MultiObjectTracker, Phase
 
 FPS = 30.0
@@ -126,10 +126,10 @@ def test_events_in_order_per_track_and_finish_ends_every_live_track():
     scene = ToyScene([ToyObject((40, 60), (2, 0), (30, 50)), ToyObject((120, 60), (-1, 1), (30, 50), label=2)])
     history = defaultdict(list)
     for i in range(40):
-        result = stage.process(FrameResult(scene.frame(i, "cam"), scene.detections(i)))
+        result = stage.track(FrameResult(scene.frame(i, "cam"), scene.detections(i)))
         for tr in result.transitions:
             history[tr.track.track_id].append(tr.kind)
-    for tr in stage.finish("cam"):
+    for tr in stage.end_source("cam"):
         history[tr.track.track_id].append(tr.kind)
     assert set(history) == {1, 2}
     for kinds in history.values():
@@ -238,16 +238,16 @@ def test_stage_keeps_sources_apart():
     for i in range(3):
         for source in ("a", "b"):
             frame = make_frame(i, source=source)
-            result = stage.process(FrameResult(frame, box_dets([BOX])))
+            result = stage.track(FrameResult(frame, box_dets([BOX])))
     assert [t.track_id for t in result.tracks] == [1]  # b's ids start at 1 too: ids are per source
     assert sorted(stage.source_ids) == ["a", "b"]
-    assert [tr.kind for tr in stage.finish("a")] == ["ended"]
-    assert stage.finish("a") == []
+    assert [tr.kind for tr in stage.end_source("a")] == ["ended"]
+    assert stage.end_source("a") == []
 
 
 def test_disabled_tracker_passes_frames_through():
     stage = TrackerStage(TrackerConfig(enabled=False))
-    result = stage.process(FrameResult(make_frame(0), box_dets([BOX])))
+    result = stage.track(FrameResult(make_frame(0), box_dets([BOX])))
     assert result.tracks == [] and result.transitions == []
 
 

@@ -7,15 +7,10 @@ import importlib.util
 import numpy as np
 import pytest
 
-from tracking.evaluation import (
-    DetectionSet,
-    load_clip,
-    noisy_gt_detections,
-    run_evaluation,
-)
+from evaluation.tracking import DetectionSet, load_clip, noisy_gt_detections, run_evaluation
+from tests.toyscene import ToyObject, ToyScene, write_toy_clip
 from tracking.metrics import evaluate
 from tracking.mot_io import FrameObjects
-from tracking.toyscene import ToyObject, ToyScene, write_toy_clip
 
 # TrackEval is a benchmark dependency (installed with --no-deps, docs/TRACKING.md): scoring tests need it.
 needs_trackeval = pytest.mark.skipif(
@@ -101,8 +96,8 @@ def test_harness_on_a_toy_clip(tmp_path):
 def test_model_detections_of_a_clip_with_a_tiny_real_maskrcnn(tmp_path):
     from pycocotools import mask as mask_utils
 
+    from evaluation.tracking import model_detections
     from tests.pipeline_helpers import tiny_detector
-    from tracking.evaluation import model_detections
 
     scene = ToyScene(
         [ToyObject((60, 60), (3, 0), (40, 50)), ToyObject((200, 100), (-2, 1), (50, 40), label=3)], size=(180, 320)

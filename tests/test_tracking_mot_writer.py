@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from pipeline.config.tracker import TrackerConfig
 from pipeline.errors import ConfigError, DatasetError
-from pipeline.frames import FrameResult
-from stages.mot_writer import MotWriter, safe_file_stem
+from pipeline.items import FrameResult
+from sinks.mot import MotWriter, safe_file_stem
 from stages.tracker import TrackerStage
-from tracking.config import TrackerConfig
+from tests.toyscene import ToyObject, ToyScene
 from tracking.mot_io import read_mot, read_mots
-from tracking.toyscene import ToyObject, ToyScene
 
 
 def test_writes_mot_and_mots_files_that_read_back(tmp_path):
@@ -21,7 +21,7 @@ def test_writes_mot_and_mots_files_that_read_back(tmp_path):
     writer = MotWriter(tmp_path / "mot")
     kept = {}
     for i in range(10):
-        result = stage.process(FrameResult(scene.frame(i, "cam/1"), scene.detections(i)))
+        result = stage.track(FrameResult(scene.frame(i, "cam/1"), scene.detections(i)))
         writer.write(result)
         kept[i + 1] = result
     writer.end_source("cam/1")

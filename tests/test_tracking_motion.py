@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.toyscene import textured_background
 from tracking.camera_motion import CameraMotionEstimator
 from tracking.kalman import BoxKalman, cxcywh_to_xyxy, xyxy_to_cxcywh
-from tracking.toyscene import textured_background
 
 
 def shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.frames import Detections, Frame, TrackState, TrackTransition
+from pipeline.config.tracker import TrackerConfig
+from pipeline.items import Detections, Frame, TrackState, TrackTransition
 from tracking.association import CroppedMask, assign, box_iou, integer_box, similarity
 from tracking.camera_motion import CameraMotionEstimator, MotionEstimate
-from tracking.config import TrackerConfig
 from tracking.kalman import BoxKalman, cxcywh_to_xyxy, xyxy_to_cxcywh
 
 # Virtual observations used to re-filter a re-found track across its gap (OC-SORT); more adds cost, not accuracy.

@@ -20,7 +20,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from pipeline.errors import ConfigError
-from pipeline.frames import FrameResult, TrackState
+from pipeline.items import FrameResult, TrackState
+from sinks.base import FrameSink
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -40,7 +41,7 @@ def mots_row(frame_number: int, track: TrackState, height: int, width: int, rle_
     return f"{frame_number} {track.track_id} {track.label} {height} {width} {rle_counts}\n"
 
 
-class MotWriter:
+class MotWriter(FrameSink):
     """Frame sink (`write`, `end_source`, `close`) for the pipeline's `--mot-out DIR`."""
 
     def __init__(self, out_dir: str | Path, masks: bool = True) -> None:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from pipeline.frames import Detections, Frame
+from pipeline.items import Detections, Frame
 
 
 @dataclass(slots=True)

@@ -14,13 +14,14 @@ from typing import Any
 
 from pipeline.errors import MaskstreamError
 from pipeline.events import encode_event
+from sinks.base import EventSink
 
 log = logging.getLogger(__name__)
 
 _CLOSE = object()
 
 
-class JsonlSink:
+class JsonlSink(EventSink):
     """Appends events to `path` (created with its parent folders); implements `pipeline.events.EventSink`."""
 
     def __init__(self, path: str | Path, append: bool = False) -> None:

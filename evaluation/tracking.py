@@ -23,10 +23,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pipeline.config.tracker import TrackerConfig
 from pipeline.errors import DatasetError
-from pipeline.frames import Detections, Frame
+from pipeline.items import Detections, Frame
 from tracking.association import box_iou
-from tracking.config import TrackerConfig
 from tracking.metrics import evaluate, summarise
 from tracking.mot_io import FrameObjects
 from tracking.tracker import MultiObjectTracker

@@ -1,7 +1,6 @@
 """Redis Streams publisher: one stream per source, pipelined XADD, a spool that rides out Redis outages.
 
-`RedisPublisher(cfg)` implements `pipeline.events.EventSink`. Entry layout, trimming and delivery guarantees are
-described in docs/EVENTS.md.
+`RedisPublisher(cfg)` is an `EventSink`. Entry layout, trimming and delivery guarantees are described in docs/EVENTS.md.
 """
 
 from __future__ import annotations
@@ -14,195 +13,20 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import redis
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, AuthorizationError, RedisError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from redis.exceptions import RedisError
 
-from pipeline.errors import MaskstreamError
+from pipeline.config.redis import RedisConfig
 from pipeline.events import SCHEMA_VERSION, dropped_event, encode_event, to_stream_fields
 from pipeline.metrics import EVENTS_DROPPED, EVENTS_PUBLISHED, EVENTS_SPOOLED, REDIS_UP
-from pipeline.redact import redact_text, redact_url
+from pipeline.redact import redact_url
+from pipeline.redis_client import check_redis, describe_redis_error, redis_from_url
+from sinks.base import EventSink
+from sinks.spool import DiskSpool, SpooledEvent
 
 log = logging.getLogger(__name__)
 _VERSION = str(SCHEMA_VERSION)
-
-DEFAULT_STREAM_KEY = "maskstream:{{{source_id}}}:events"  # str.format template -> maskstream:{cam1}:events
-
-
-class RedisConfig(BaseModel):
-    """Where and how events are published. Credentials go in the URL (use `${ENV}` interpolation for secrets)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(
-        "redis://localhost:6379/0",
-        description=(
-            "redis-py URL: redis://[[user]:password@]host:port/db for plain TCP, rediss://... for TLS; "
-            "an ACL user goes before the colon, AUTH password after it. Redacted in logs and errors."
-        ),
-    )
-    stream_key: str = Field(
-        DEFAULT_STREAM_KEY,
-        description=(
-            "Stream key template, str.format with {source_id}; doubled braces are literal braces. The default "
-            "maskstream:{cam1}:events is hash-tagged so a camera's keys share one Redis Cluster slot."
-        ),
-    )
-    maxlen: int | None = Field(
-        100_000,
-        ge=1,
-        description="Trim each stream to about this many entries on write (XADD MAXLEN ~ N); null = no length cap.",
-    )
-    minid_window_s: float | None = Field(
-        None,
-        gt=0,
-        description="Also drop entries older than this many seconds (XTRIM MINID ~ now-window, same round trip).",
-    )
-    spool_max_events: int = Field(
-        100_000,
-        ge=1,
-        description="Events kept while Redis is unreachable; beyond this the OLDEST are dropped and counted.",
-    )
-    spool_path: Path | None = Field(
-        None,
-        description=(
-            "Optional on-disk spool (an SQLite file): spooled events survive a restart of maskstream and are "
-            "delivered first next time. null = memory only."
-        ),
-    )
-    connect_timeout_s: float = Field(2.0, gt=0, description="TCP/TLS connect timeout, in seconds.")
-    socket_timeout_s: float = Field(5.0, gt=0, description="A Redis reply slower than this counts as an outage.")
-    initial_backoff_s: float = Field(0.1, gt=0, description="First wait before reconnecting after a failure.")
-    max_backoff_s: float = Field(5.0, gt=0, description="Cap of the exponential reconnect backoff, in seconds.")
-    jitter: float = Field(0.2, ge=0, le=1, description="Random spread of each wait (0.2 = ±20%).")
-    max_events_per_round_trip: int = Field(
-        2_000, ge=1, description="When draining a backlog, at most this many XADDs go in one pipeline."
-    )
-    tls_ca_cert_file: Path | None = Field(
-        None, description="rediss://: CA bundle that signed the server certificate (default: system CAs)."
-    )
-    tls_cert_file: Path | None = Field(
-        None, description="rediss://: client certificate, for servers that verify clients."
-    )
-    tls_key_file: Path | None = Field(None, description="rediss://: private key of tls_cert_file.")
-    tls_check_hostname: bool = Field(
-        True, description="rediss://: check the server certificate's name against the URL host."
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _known_scheme(cls, url: str) -> str:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
-        return url
-
-    @field_validator("stream_key")
-    @classmethod
-    def _template_has_source(cls, template: str) -> str:
-        try:
-            key = template.format(source_id="x")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"not a valid template with only {{source_id}}: {exc}") from None
-        if key == template.format(source_id="y"):
-            raise ValueError("must contain {source_id}, or every source would share one stream")
-        return template
-
-    @model_validator(mode="after")
-    def _consistent(self) -> RedisConfig:
-        if self.max_backoff_s < self.initial_backoff_s:
-            raise ValueError(
-                f"max_backoff_s ({self.max_backoff_s}) must be >= initial_backoff_s ({self.initial_backoff_s})"
-            )
-        if self.tls_key_file is not None and self.tls_cert_file is None:
-            raise ValueError("tls_key_file needs tls_cert_file")
-        return self
-
-    def key_for(self, source_id: str) -> str:
-        """The stream key of one source."""
-        return self.stream_key.format(source_id=source_id)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Connecting
-
-
-def redis_from_url(
-    url: str,
-    *,
-    connect_timeout_s: float = 2.0,
-    socket_timeout_s: float | None = 5.0,
-    tls_ca_cert_file: Path | str | None = None,
-    tls_cert_file: Path | str | None = None,
-    tls_key_file: Path | str | None = None,
-    tls_check_hostname: bool = True,
-) -> redis.Redis:
-    """A redis-py client for a URL (redis://, rediss://, unix://) that fails fast instead of retrying on its own.
-
-    Our callers own retrying (the publisher's backoff, the consumer's loop), so redis-py's built-in retries are
-    off: a dead server shows up as one ConnectionError, not as a silent multi-second stall.
-    """
-    kwargs: dict[str, Any] = {
-        "socket_connect_timeout": connect_timeout_s,
-        "socket_timeout": socket_timeout_s,
-        "retry": Retry(NoBackoff(), 0),
-    }
-    if url.startswith("rediss://"):
-        kwargs["ssl_check_hostname"] = tls_check_hostname
-        if tls_ca_cert_file is not None:
-            kwargs["ssl_ca_certs"] = str(tls_ca_cert_file)
-        if tls_cert_file is not None:
-            kwargs["ssl_certfile"] = str(tls_cert_file)
-        if tls_key_file is not None:
-            kwargs["ssl_keyfile"] = str(tls_key_file)
-    elif tls_ca_cert_file or tls_cert_file:
-        raise MaskstreamError(f"TLS files are set but the Redis URL {redact_url(url)} is not rediss://")
-    try:
-        return redis.Redis.from_url(url, **kwargs)
-    except ValueError as exc:
-        raise MaskstreamError(f"bad Redis URL {redact_url(url)}: {redact_text(str(exc))}") from None
-
-
-def describe_redis_error(url: str, exc: BaseException) -> str:
-    """One line saying why Redis at `url` did not work, credentials redacted."""
-    where = redact_url(url)
-    text = str(exc)
-    if "NOAUTH" in text or "already authenticated" in text:
-        return f"Redis at {where} requires a password: give it in the URL, redis://[user]:password@host:port/db"
-    if isinstance(exc, AuthenticationError | AuthorizationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
-        return f"Redis at {where} refused the credentials ({redact_text(str(exc))})"
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
-        return f"Redis unreachable at {where}: {redact_text(str(exc)) or type(exc).__name__}"
-    return f"Redis at {where} failed: {redact_text(str(exc)) or type(exc).__name__}"
-
-
-def check_redis(client: redis.Redis, url: str) -> None:
-    """PING; raise a one-line MaskstreamError naming the redacted URL when Redis is unreachable or refuses us."""
-    try:
-        client.ping()
-    except (RedisError, OSError) as exc:
-        raise MaskstreamError(describe_redis_error(url, exc)) from None
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The spool: events waiting for Redis, oldest first
-
-
-@dataclass(slots=True)
-class SpooledEvent:
-    seq: int  # publish order across all sources; delivery follows it
-    source_id: str
-    event_id: str
-    type: str
-    frame_index: int | None
-    capture_time: float | None
-    data: str  # the event as JSON
 
 
 @dataclass(slots=True)
@@ -214,7 +38,7 @@ class _DropRecord:
     last: dict[str, Any]
 
 
-class RedisPublisher:
+class RedisPublisher(EventSink):
     """Publishes event dicts to one Redis stream per source without ever blocking the caller.
 
     `publish` appends to a bounded spool and returns; a background writer thread delivers the spool in order,
@@ -251,7 +75,7 @@ class RedisPublisher:
         self._connected = False
         self.published = 0  # totals, for stats() and tests
         self.dropped = 0
-        self._disk = _DiskSpool(cfg.spool_path) if cfg.spool_path is not None else None
+        self._disk = DiskSpool(cfg.spool_path) if cfg.spool_path is not None else None
         if self._disk is not None:
             self._spool.extend(self._disk.load())
             self._seq = self._spool[-1].seq if self._spool else 0
@@ -334,6 +158,9 @@ class RedisPublisher:
         if self._disk is not None:
             self._disk.close()
         self._client.close()
+
+    def connected(self) -> bool:
+        return self._connected
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -509,44 +336,3 @@ class RedisPublisher:
             end = time.monotonic() + delay
             while not self._stop and (remaining := end - time.monotonic()) > 0:
                 self._wake.wait(remaining)
-
-
-class _DiskSpool:
-    """The spool mirrored in an SQLite file, so events waiting for Redis survive a restart of maskstream.
-
-    Rows are keyed by the publisher's sequence number, so the waiting events always form one contiguous range
-    and removing delivered or dropped ones is one range DELETE. synchronous=OFF with WAL: a write costs a
-    page-cache copy, not an fsync (the caller must not wait on the disk); a power cut may lose the last
-    seconds, a process crash loses nothing.
-    """
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=OFF")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY, source_id TEXT, event_id TEXT,"
-                " type TEXT, frame_index INTEGER, capture_time REAL, data TEXT)"
-            )
-        except sqlite3.Error as exc:
-            raise MaskstreamError(f"cannot use event spool file {path}: {exc}") from None
-
-    def load(self) -> list[SpooledEvent]:
-        rows = self._db.execute(
-            "SELECT seq, source_id, event_id, type, frame_index, capture_time, data FROM spool ORDER BY seq"
-        )
-        return [SpooledEvent(*row) for row in rows]
-
-    def append(self, items: list[SpooledEvent]) -> None:
-        self._db.executemany(
-            "INSERT INTO spool VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(i.seq, i.source_id, i.event_id, i.type, i.frame_index, i.capture_time, i.data) for i in items],
-        )
-
-    def remove(self, first_seq: int, last_seq: int) -> None:
-        self._db.execute("DELETE FROM spool WHERE seq BETWEEN ? AND ?", (first_seq, last_seq))
-
-    def close(self) -> None:
-        self._db.close()

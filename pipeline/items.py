@@ -1,4 +1,4 @@
-"""The data that flows between stages: frames, detections, tracks and stream status.
+"""Everything that crosses a queue between stages: frames, batches, detections, tracks, stream status, control.
 
 Everything here is plain data (numpy on the CPU), so any stage can be tested on its own and any
 sink can consume it. Stages pass these downstream through the runtime's bounded queues.
@@ -6,10 +6,14 @@ sink can consume it. Stages pass these downstream through the runtime's bounded 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch only for annotations: the consumer SDK and sinks import this module without it
+    import torch
 
 
 @dataclass(slots=True)
@@ -102,3 +106,51 @@ class StreamStatus:
     reason: str | None = None  # human-readable, credentials redacted
     frame_index: int | None = None  # last frame index delivered so far, if any
     info: dict[str, Any] = field(default_factory=dict)  # e.g. url (redacted), width, height, fps, codec
+
+
+# --- between the batcher, the model and the masks stage (tensors on the model's device) ---
+
+
+@dataclass(slots=True)
+class Batch:
+    """Frames on their way to the model, with their images already on the model's device."""
+
+    frames: list[Frame]
+    images: list[torch.Tensor]  # per frame: 3 x H x W float32 in [0, 1], on the device
+    created: float  # time.monotonic() when the batch left the batcher
+
+
+@dataclass(slots=True)
+class RawDetections:
+    """What the model found in one frame, still on its device: boxes in full-frame pixels, masks at M x M."""
+
+    boxes: torch.Tensor  # (N, 4)
+    scores: torch.Tensor  # (N,)
+    labels: torch.Tensor  # (N,)
+    mask_probs: torch.Tensor  # (N, 1, M, M)
+
+
+@dataclass(slots=True)
+class InferenceBatch:
+    """A batch's frames with the model's raw detections, in the same order."""
+
+    frames: list[Frame]
+    detections: list[RawDetections]
+    created: float
+
+
+# --- control items: they travel on the same channel as data, so order is kept ---
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfStream:
+    """Control item: every source is done; stages flush (`finish`) and pass it on, then their thread ends."""
+
+
+@dataclass(slots=True)
+class TracksEnded:
+    """Control item: the tracker closed every open track of a source at its end of stream."""
+
+    source_id: str
+    transitions: list[TrackTransition] = field(default_factory=list)
+    time: float = field(default_factory=time.time)

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 from pipeline.errors import MaskstreamError
-from pipeline.frames import FrameResult
+from pipeline.items import FrameResult
+from sinks.base import FrameSink
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class _Writer:
         self.container.close()
 
 
-class AnnotatedVideoSink:
+class AnnotatedVideoSink(FrameSink):
     """Implements the runtime's FrameSink protocol (write / end_source / close)."""
 
     def __init__(self, path: str | Path, class_names: list[str], several_sources: bool = False) -> None:

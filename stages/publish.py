@@ -1,8 +1,4 @@
-"""The last two stages: tracking, then turning results into events and handing them to every sink.
-
-`TrackingStage` wraps the tracker (`stages.tracker.TrackerStage`) in the stage contract: at a source's end of
-stream it closes the source's open tracks (`TracksEnded`) *before* passing the `ended` status on, so
-`track.ended` always precedes `stream.ended`.
+"""The last stage: results become events and go to every sink.
 
 `PublishStage` builds events (`pipeline.events.EventBuilder`) and hands them to the event sinks (Redis, JSON
 Lines: they never block on I/O) and results to the frame sinks (annotated MP4, MOT files). It is also where a
@@ -14,43 +10,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
-from pipeline.events import EventBuilder, EventSink
-from pipeline.frames import FrameResult, StreamStatus
+from pipeline.events import EventBuilder
+from pipeline.items import FrameResult, StreamStatus, TracksEnded
 from pipeline.metrics import END_TO_END_SECONDS, SOURCE_FPS
-from pipeline.stage import Stage, TracksEnded
+from pipeline.stage import Stage
 from pipeline.stats import RunStats
-from stages.tracker import TrackerStage
+from sinks.base import EventSink, FrameSink
 
 log = logging.getLogger(__name__)
-
-
-class FrameSink(Protocol):
-    """Consumes whole results (not events): annotated video, MOT files."""
-
-    def write(self, result: FrameResult) -> None: ...
-
-    def end_source(self, source_id: str) -> None: ...  # its end of stream: close its file
-
-    # optional: def start_source(self, source_id: str, info: dict) -> None  (the `started` status info)
-
-    def close(self) -> None: ...
-
-
-class TrackingStage(Stage):
-    name = "tracker"
-
-    def __init__(self, tracker: TrackerStage) -> None:
-        self.tracker = tracker
-
-    def process(self, item: FrameResult) -> Iterable[FrameResult]:
-        return [self.tracker.process(item)]
-
-    def on_status(self, status: StreamStatus) -> Iterable[Any]:
-        if status.kind == "ended":
-            return [TracksEnded(status.source_id, self.tracker.finish(status.source_id)), status]
-        return [status]
 
 
 class PublishStage(Stage):
@@ -97,7 +66,7 @@ class PublishStage(Stage):
         for sink in self.frame_sinks:
             if status.kind == "ended":
                 sink.end_source(status.source_id)
-            elif status.kind == "started" and hasattr(sink, "start_source"):
+            elif status.kind == "started":
                 sink.start_source(status.source_id, dict(status.info))
         return []
 

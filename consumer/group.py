@@ -1,19 +1,4 @@
-"""Read maskstream events from Redis Streams: consumer groups, mask decoding, redelivery and dead letters.
-
-    from pipeline.consumer import EventConsumer
-
-    consumer = EventConsumer.from_url("redis://localhost:6379/0", group="counter", consumer="worker-1",
-                                      streams=["cam1", "cam2"])        # or streams="cam*" (a pattern)
-    for event in consumer:                                            # blocks, yields forever
-        if event.type == "track.updated":
-            mask = event.mask()                                       # H x W bool numpy array
-        event.ack()
-
-At-least-once: an event stays pending until acked; a consumer that dies leaves its pending events to be claimed
-by the others after `claim_min_idle_s` (XAUTOCLAIM); an event delivered `max_deliveries` times without an ack is
-moved to a dead-letter stream. Duplicates that a publisher retry wrote (same `event_id`, another entry) are
-acked and skipped. The group is created when missing and never destroyed. See docs/CONSUMERS.md.
-"""
+"""Consumer groups: XREADGROUP, acks, claiming what dead consumers left, dead letters, duplicate drops."""
 
 from __future__ import annotations
 
@@ -23,117 +8,24 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from consumer.event import Event, KeyNames, StreamLag, as_text, resolve_streams
 from pipeline.errors import MaskstreamError
 from pipeline.events import from_stream_fields
 from pipeline.redact import redact_url
-from stages.publisher import DEFAULT_STREAM_KEY, check_redis, describe_redis_error, redis_from_url
+from pipeline.redis_client import DEFAULT_STREAM_KEY, check_redis, describe_redis_error, redis_from_url
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DEAD_LETTER_KEY = "maskstream:{{{source_id}}}:dead-letter"
 _PATTERN_CHARS = frozenset("*?[")
-
-
-@dataclass(slots=True)
-class Event:
-    """One event read from a stream: `data` is the schema-v1 dict (docs/EVENTS.md)."""
-
-    stream: str  # the Redis key it came from
-    entry_id: str  # the stream entry id (what XACK takes), not the event id
-    data: dict[str, Any]
-    consumer: EventConsumer | None = field(default=None, repr=False)
-
-    @property
-    def type(self) -> str:
-        return self.data["type"]
-
-    @property
-    def event_id(self) -> str:
-        return self.data["event_id"]
-
-    @property
-    def source_id(self) -> str:
-        return self.data["source_id"]
-
-    def __getitem__(self, name: str) -> Any:
-        return self.data[name]
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.data.get(name, default)
-
-    def mask(self) -> np.ndarray | None:
-        """The instance mask as an H x W bool array (full frame), or None when the event carries none."""
-        rle = self.data.get("mask")
-        if rle is None:
-            return None
-        from pycocotools import mask as mask_utils  # imported on demand: consumers that never decode skip it
-
-        return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)
-
-    def mask_area(self) -> int | None:
-        """Mask pixels, computed from the RLE without decoding."""
-        rle = self.data.get("mask")
-        if rle is None:
-            return None
-        from pycocotools import mask as mask_utils
-
-        return int(mask_utils.area({"size": rle["size"], "counts": rle["counts"].encode("ascii")}))
-
-    def ack(self) -> None:
-        """Acknowledge this event in its consumer group (no-op for events read without a group)."""
-        if self.consumer is not None:
-            self.consumer.ack(self)
-
-
-@dataclass(slots=True)
-class StreamLag:
-    """How far a group is behind on one stream."""
-
-    pending: int  # delivered to a consumer, not acked yet
-    lag: int | None  # entries not delivered to the group yet (None when Redis cannot tell, e.g. after trimming)
-    last_delivered_id: str
-
-
-class _KeyNames:
-    """Stream keys ↔ source ids through the key template (str.format with {source_id})."""
-
-    def __init__(self, template: str) -> None:
-        self.template = template
-        self.prefix, _, self.suffix = template.format(source_id="\0").partition("\0")
-
-    def key(self, source_id: str) -> str:
-        return self.template.format(source_id=source_id)
-
-    def source_id(self, key: str) -> str:
-        if key.startswith(self.prefix) and key.endswith(self.suffix):
-            return key[len(self.prefix) : len(key) - len(self.suffix)]
-        return key
-
-
-def resolve_streams(client: redis.Redis, names: _KeyNames, streams: str | Sequence[str] | None) -> list[str]:
-    """Stream keys for a list of source ids and/or glob patterns (`cam*`); None means every source."""
-    if streams is None:
-        streams = ["*"]
-    elif isinstance(streams, str):
-        streams = [streams]
-    keys: list[str] = []
-    for name in streams:
-        if _PATTERN_CHARS & set(name):
-            found = sorted(k.decode() for k in client.scan_iter(match=names.key(name), _type="STREAM", count=1000))
-            keys.extend(k for k in found if k not in keys)
-        elif (key := names.key(name)) not in keys:
-            keys.append(key)
-    return keys
 
 
 class EventConsumer:
@@ -179,8 +71,8 @@ class EventConsumer:
         self.refresh_streams_s = refresh_streams_s
         self.duplicates = 0  # events skipped because their event_id was already delivered from another entry
         self.dead_lettered = 0
-        self._names = _KeyNames(key_template)
-        self._dead_letter = _KeyNames(dead_letter_key)
+        self._names = KeyNames(key_template)
+        self._dead_letter = KeyNames(dead_letter_key)
         self._streams_spec = streams
         self._patterned = streams is None or any(
             _PATTERN_CHARS & set(s) for s in ([streams] if isinstance(streams, str) else streams)
@@ -337,11 +229,11 @@ class EventConsumer:
 
     def _read_backlog(self) -> list[Event]:
         reply = self.client.xreadgroup(self.group, self.consumer, dict(self._backlog), count=self.count)
-        entries_by_key = {_text(k): entries for k, entries in (reply or [])}
+        entries_by_key = {as_text(k): entries for k, entries in (reply or [])}
         for key in list(self._backlog):
             entries = entries_by_key.get(key, [])
             if entries:
-                self._backlog[key] = _text(entries[-1][0])
+                self._backlog[key] = as_text(entries[-1][0])
             else:
                 del self._backlog[key]
         return self._to_events(reply)
@@ -353,7 +245,7 @@ class EventConsumer:
             pending = self.client.xpending_range(key, self.group, "-", "+", self.count, idle=self.claim_min_idle_ms)
             poison = [p for p in pending if p["times_delivered"] >= self.max_deliveries]
             for entry in poison:
-                self._dead_letter_entry(key, _text(entry["message_id"]), int(entry["times_delivered"]))
+                self._dead_letter_entry(key, as_text(entry["message_id"]), int(entry["times_delivered"]))
             reply = self.client.xautoclaim(
                 key, self.group, self.consumer, self.claim_min_idle_ms, "0-0", count=self.count
             )
@@ -367,7 +259,7 @@ class EventConsumer:
         original = fields[0][1] if fields else {}
         source_id = self._names.source_id(key)
         dead_key = self._dead_letter.key(source_id)
-        record = {_text(k): v for k, v in original.items()}
+        record = {as_text(k): v for k, v in original.items()}
         record.update(
             original_stream=key,
             original_id=entry_id,
@@ -388,9 +280,9 @@ class EventConsumer:
         events = []
         duplicates: dict[str, list[str]] = {}
         for raw_key, entries in reply or []:
-            key = _text(raw_key)
+            key = as_text(raw_key)
             for raw_id, fields in entries:
-                entry_id = _text(raw_id)
+                entry_id = as_text(raw_id)
                 if not fields:  # pending entry whose data was trimmed away: nothing left to deliver
                     self.client.xack(key, self.group, entry_id)
                     continue
@@ -428,60 +320,3 @@ class EventConsumer:
         self._seen.move_to_end((key, event_id))
         while len(self._seen) > self.dedupe_size:
             self._seen.popitem(last=False)
-
-
-class EventTail:
-    """Read events without a consumer group (XREAD): nothing is created, acknowledged or claimed (`maskstream tail`)."""
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        streams: str | Sequence[str] | None = None,
-        *,
-        from_start: bool = False,
-        key_template: str = DEFAULT_STREAM_KEY,
-        block_s: float = 1.0,
-        count: int = 100,
-    ) -> None:
-        self.client = client
-        self._names = _KeyNames(key_template)
-        self._spec = streams
-        self._from_start = from_start
-        self.block_ms = max(1, int(block_s * 1000))
-        self.count = count
-        self._ids: dict[str, str] = {}
-        self._next_refresh = 0.0
-        self._refresh(first=True)
-
-    def _refresh(self, first: bool = False) -> None:
-        self._next_refresh = time.monotonic() + 5.0
-        for key in resolve_streams(self.client, self._names, self._spec):
-            if key not in self._ids:
-                # streams that appear after we started are new: read them from their start
-                self._ids[key] = "0" if (self._from_start or not first) else self._last_id(key)
-
-    def _last_id(self, key: str) -> str:
-        last = self.client.xrevrange(key, count=1)
-        return _text(last[0][0]) if last else "0"
-
-    def read(self) -> list[Event]:
-        if time.monotonic() >= self._next_refresh:
-            self._refresh()
-        if not self._ids:
-            time.sleep(self.block_ms / 1000)
-            return []
-        reply = self.client.xread(dict(self._ids), count=self.count, block=self.block_ms)
-        events = []
-        for raw_key, entries in reply or []:
-            key = _text(raw_key)
-            for raw_id, fields in entries:
-                self._ids[key] = _text(raw_id)
-                try:
-                    events.append(Event(key, _text(raw_id), from_stream_fields(fields)))
-                except (ValueError, json.JSONDecodeError):
-                    log.warning("skipping entry %s of %s: not a maskstream event", _text(raw_id), key)
-        return events
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracking.evaluation import markdown_table, run_evaluation
+    from evaluation.tracking import markdown_table, run_evaluation
 
     if args.frames < 2:
         raise ConfigError(f"--frames must be at least 2, got {args.frames}")

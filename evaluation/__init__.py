@@ -1,0 +1,1 @@
+"""Evaluation harnesses (tooling, never imported by the runtime): tracking scored against other trackers."""

@@ -1,0 +1,53 @@
+"""One home for configuration: a strict pydantic tree, one module per section.
+
+| module | section |
+|---|---|
+| `base.py` | `StrictModel` (unknown keys rejected), the one `config error:` formatting |
+| `root.py` | `PipelineConfig`, the root of a config file |
+| `sources.py` | `sources[]`: URLs, timeouts, reconnect backoff |
+| `model.py` | `model`: architecture, weights, device, thresholds |
+| `batcher.py` | `batcher`: batch size, waits, queue sizes |
+| `tracker.py` | `tracker`: association, lifecycle, camera-motion compensation |
+| `redis.py` | `redis`: URL, stream keys, trimming, spool |
+| `sinks.py` | `sinks`: JSON Lines, annotated video, MOT files |
+| `observability.py` | `metrics`, `log` |
+| `backoff.py` | `BackoffConfig` and the one capped-exponential-with-jitter helper |
+| `loader.py` | YAML → CLI overrides → `${ENV}` → validation; one-line errors |
+| `reference.py` | the option reference in docs/CONFIG.md (`python -m pipeline.config`) |
+"""
+
+from pipeline.config.batcher import BatcherConfig
+from pipeline.config.loader import (
+    apply_override,
+    build_config,
+    interpolate_env,
+    load_config,
+    load_yaml,
+    sources_from_cli,
+)
+from pipeline.config.model import ModelConfig
+from pipeline.config.observability import LogConfig, MetricsConfig
+from pipeline.config.redis import RedisConfig
+from pipeline.config.root import PipelineConfig
+from pipeline.config.sinks import SinksConfig
+from pipeline.config.sources import ReconnectConfig, SourceConfig
+from pipeline.config.tracker import TrackerConfig
+
+__all__ = [
+    "BatcherConfig",
+    "LogConfig",
+    "MetricsConfig",
+    "ModelConfig",
+    "PipelineConfig",
+    "ReconnectConfig",
+    "RedisConfig",
+    "SinksConfig",
+    "SourceConfig",
+    "TrackerConfig",
+    "apply_override",
+    "build_config",
+    "interpolate_env",
+    "load_config",
+    "load_yaml",
+    "sources_from_cli",
+]

@@ -1,0 +1,52 @@
+"""Config of the model: architecture, weights, device, thresholds."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ModelConfig(BaseModel):
+    """Which Mask R-CNN runs, where, and which of its detections count."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: str | None = Field(
+        None,
+        description="Path to a .safetensors weights file (ours, or torchvision COCO weights converted by "
+        "`maskrcnn`); null = the bundled model trained on synthetic scenes.",
+    )
+    arch: str | None = Field(
+        None, description="Registered architecture name; null = the one recorded in the weights' metadata."
+    )
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.",
+    )
+    precision: Literal["fp32", "fp16"] = Field(
+        "fp32", description="fp16 runs the model under autocast on CUDA (ignored with a warning on the CPU)."
+    )
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Detections scoring below this are dropped.")
+    mask_threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="A pixel belongs to an instance where its mask probability exceeds this."
+    )
+    classes: list[str] | None = Field(
+        None, description="Keep only detections of these class names (checked against the model); null = all."
+    )
+    max_detections: int = Field(100, ge=1, le=1000, description="At most this many detections per frame.")
+    roi_align: Literal["auto", "torchvision", "cupy", "host"] = Field(
+        "auto",
+        description="RoIAlign implementation: auto = our CuPy kernel on CUDA when available, else torchvision's; "
+        "cupy = our kernel (CUDA only); host = our kernel's CPU build (for verification, slow).",
+    )
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads for the model (torch intra-op); null = torch's default (one per core)."
+    )
+
+    @field_validator("weights", "arch")
+    @classmethod
+    def _empty_is_default(cls, value: str | None) -> str | None:
+        # `weights: ${MASKSTREAM_WEIGHTS:-}` in a config means "the default" when the variable is unset
+        return value or None
