@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -17,12 +16,16 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from consumer.event import Event, KeyNames, StreamLag, as_text, resolve_streams
+from pipeline.backoff import Backoff
 from pipeline.errors import MaskstreamError
 from pipeline.events import from_stream_fields
 from pipeline.redact import redact_url
 from pipeline.redis_client import DEFAULT_STREAM_KEY, check_redis, describe_redis_error, redis_from_url
 
 log = logging.getLogger(__name__)
+
+# reconnects after a Redis outage: 0.2 s doubling up to 10 s, ±20% (shared by `maskstream tail`)
+RECONNECT_BACKOFF = Backoff(initial_s=0.2, max_s=10.0, jitter=0.2)
 
 DEFAULT_DEAD_LETTER_KEY = "maskstream:{{{source_id}}}:dead-letter"
 _PATTERN_CHARS = frozenset("*?[")
@@ -154,7 +157,7 @@ class EventConsumer:
                 failures = 0
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 failures += 1
-                delay = min(10.0, 0.1 * 2 ** min(failures, 10)) * random.uniform(0.8, 1.2)
+                delay = RECONNECT_BACKOFF.delay(failures - 1)
                 log.warning("%s; retrying in %.1f s", describe_redis_error(self._url, exc), delay)
                 time.sleep(delay)
                 continue

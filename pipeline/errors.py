@@ -23,3 +23,8 @@ class WeightsError(MaskstreamError):
 
 class DatasetError(MaskstreamError):
     """A dataset (COCO file, synth clip directory) that is missing, empty or malformed."""
+
+
+def config_error(*parts: object) -> ConfigError:
+    """The one format of config errors: `config error: FILE: field.path: what is wrong`, parts joined by `: `."""
+    return ConfigError("config error: " + ": ".join(str(part) for part in parts if part not in (None, "")))

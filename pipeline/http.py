@@ -16,7 +16,7 @@ from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from pipeline.errors import ConfigError
+from pipeline.errors import config_error
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class HealthServer:
         try:
             self._server = ThreadingHTTPServer((host, port), Handler)
         except OSError as exc:
-            raise ConfigError(f"config error: metrics.port: cannot listen on {host}:{port} ({exc.strerror})") from None
+            raise config_error("metrics.port", f"cannot listen on {host}:{port} ({exc.strerror})") from None
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)

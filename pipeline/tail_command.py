@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from consumer import EventConsumer, EventTail
+from consumer.group import RECONNECT_BACKOFF
 from pipeline.redis_client import DEFAULT_STREAM_KEY, check_redis, describe_redis_error, redis_from_url
 
 
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 failures = 0
             except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis restarting: wait, don't die
                 failures += 1
-                delay = min(10.0, 0.2 * 2**failures)
+                delay = RECONNECT_BACKOFF.delay(failures - 1)
                 print(
                     f"maskstream tail: {describe_redis_error(args.redis, exc)}; retrying in {delay:.1f} s",
                     file=sys.stderr,

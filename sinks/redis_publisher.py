@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import random
 import sqlite3
 import threading
 import time
@@ -51,6 +50,7 @@ class RedisPublisher(EventSink):
 
     def __init__(self, cfg: RedisConfig) -> None:
         self.cfg = cfg
+        self._backoff = cfg.backoff()
         self.url = redact_url(cfg.url)
         self._client = redis_from_url(
             cfg.url,
@@ -328,8 +328,7 @@ class RedisPublisher(EventSink):
         self._client.connection_pool.disconnect()
 
     def _sleep_backoff(self, failures: int) -> None:
-        delay = min(self.cfg.max_backoff_s, self.cfg.initial_backoff_s * 2 ** min(failures - 1, 30))
-        delay *= 1 + self.cfg.jitter * random.uniform(-1, 1)
+        delay = self._backoff.delay(failures - 1)
         with self._lock:
             if self._flush_deadline is not None:
                 delay = min(delay, max(0.0, self._flush_deadline - time.monotonic()))

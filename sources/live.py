@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -231,9 +230,7 @@ class LiveSource(VideoSource):
         return "stopped"
 
     def _backoff(self, failures: int) -> float:
-        policy = self.cfg.reconnect
-        delay = min(policy.max_backoff_s, policy.initial_backoff_s * 2 ** min(failures, 30))
-        return max(0.0, delay * (1 + policy.jitter * random.uniform(-1.0, 1.0)))
+        return self.cfg.reconnect.backoff().delay(failures)
 
     def _went_down(self, reason: str, attempt: int) -> None:
         if self.stopped:

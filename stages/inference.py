@@ -19,7 +19,7 @@ import torch
 from torchvision.models.detection.transform import resize_boxes
 
 from pipeline.config import ModelConfig
-from pipeline.errors import ConfigError, WeightsError
+from pipeline.errors import WeightsError, config_error
 from pipeline.items import Batch, InferenceBatch, RawDetections
 from pipeline.metrics import BATCH_SIZE, INFERENCE_SECONDS
 from pipeline.stage import Stage
@@ -34,11 +34,9 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"config error: model.device: CUDA is not available on this machine (got {name!r})")
+            raise config_error("model.device", f"CUDA is not available on this machine (got {name!r})")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"config error: model.device: there are {torch.cuda.device_count()} CUDA devices (got {name!r})"
-            )
+            raise config_error("model.device", f"there are {torch.cuda.device_count()} CUDA devices (got {name!r})")
     return device
 
 
@@ -81,9 +79,9 @@ class Detector:
         if cfg.classes is not None:
             unknown = [name for name in cfg.classes if name not in class_names]
             if unknown:
-                raise ConfigError(
-                    f"config error: model.classes: {', '.join(map(repr, unknown))} not among the model's classes "
-                    f"({', '.join(class_names)})"
+                raise config_error(
+                    "model.classes",
+                    f"{', '.join(map(repr, unknown))} not among the model's classes ({', '.join(class_names)})",
                 )
             keep = torch.tensor([class_names.index(name) for name in cfg.classes], device=device)
         return cls(model, list(class_names), device, precision, keep, arch, dict(metadata or {}))

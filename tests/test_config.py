@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import random
+import typing
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from pipeline.config import (
     PipelineConfig,
+    ReconnectConfig,
+    RedisConfig,
+    TrackerConfig,
     apply_override,
     build_config,
     interpolate_env,
     load_config,
     sources_from_cli,
 )
+from pipeline.backoff import Backoff
+from pipeline.config.base import BackoffConfig, StrictModel
 from pipeline.config.reference import config_reference_markdown
 from pipeline.errors import ConfigError
 
@@ -82,7 +90,8 @@ def test_cli_sources_get_readable_unique_ids() -> None:
 @given(st.text(min_size=1, max_size=40))
 def test_any_cli_source_gets_a_valid_id(spec: str) -> None:
     (entry,) = sources_from_cli([spec])
-    PipelineConfig.model_validate({"sources": [{"id": entry["id"], "url": "x.mp4"}]})
+    cfg = PipelineConfig.model_validate({"sources": [{"id": entry["id"], "url": "x.mp4"}]})
+    assert cfg.sources[0].id == entry["id"] and 1 <= len(entry["id"]) <= 64
 
 
 def test_yaml_problems_are_one_line(tmp_path: Path) -> None:
@@ -110,6 +119,50 @@ def test_rtsp_config_reads_the_redis_password_from_the_environment() -> None:
     assert cfg.sources[0].url == "rtsp://c/1" and cfg.sources[0].live and cfg.model.weights is None
     with pytest.raises(ConfigError, match="REDIS_PASSWORD is not set"):
         load_config(ROOT / "configs" / "rtsp.yaml", env={})
+
+
+def test_command_line_values_replace_before_env_interpolation() -> None:
+    # `maskstream run configs/rtsp.yaml --source rtsp://x/y --redis redis://localhost:1/0` with no REDIS_PASSWORD
+    cfg = load_config(
+        ROOT / "configs" / "rtsp.yaml",
+        overrides=["redis.url='redis://localhost:1/0'", "model.weights=${WEIGHTS:-}"],
+        sources=["rtsp://x/y"],
+        env={},
+    )
+    assert cfg.redis is not None and cfg.redis.url == "redis://localhost:1/0"
+    assert [s.url for s in cfg.sources] == ["rtsp://x/y"] and cfg.model.weights is None
+    # an override's own ${VAR} is still interpolated
+    cfg = load_config(None, overrides=["redis.url=redis://:${PW}@h/0"], sources=["a.mp4"], env={"PW": "pw"})
+    assert cfg.redis is not None and cfg.redis.url == "redis://:pw@h/0"
+
+
+def _sections(model: type[BaseModel]) -> set[type[BaseModel]]:
+    found = {model}
+    for field in model.model_fields.values():
+        for arg in (field.annotation, *typing.get_args(field.annotation)):
+            for inner in (arg, *typing.get_args(arg)):
+                if isinstance(inner, type) and issubclass(inner, BaseModel) and inner not in found:
+                    found |= _sections(inner)
+    return found
+
+
+def test_every_section_is_strict_and_backoff_is_one_setting() -> None:
+    sections = _sections(PipelineConfig)
+    assert {ReconnectConfig, RedisConfig, TrackerConfig} <= sections
+    assert all(issubclass(section, StrictModel) for section in sections)
+    assert issubclass(ReconnectConfig, BackoffConfig) and issubclass(RedisConfig, BackoffConfig)
+    with pytest.raises(ConfigError, match=r"redis: max_backoff_s \(1.0\) must be >= initial_backoff_s \(2.0\)"):
+        build_config({"sources": [{"id": "a", "url": "a.mp4"}], "redis": {"initial_backoff_s": 2, "max_backoff_s": 1}})
+
+
+@given(st.integers(0, 200), st.floats(0.01, 5), st.floats(0, 1))
+def test_backoff_doubles_up_to_the_cap_within_the_jitter(retry: int, initial: float, jitter: float) -> None:
+    backoff = Backoff(initial_s=initial, max_s=initial * 16, jitter=jitter)
+    base = min(initial * 16, initial * 2**retry)
+    for seed in range(5):
+        delay = backoff.delay(retry, random.Random(seed))
+        assert base * (1 - jitter) - 1e-9 <= delay <= base * (1 + jitter) + 1e-9
+    assert Backoff(1.0, 30.0, 0.0).delay(0) == 1.0 and Backoff(1.0, 30.0, 0.0).delay(3) == 8.0
 
 
 def test_config_reference_is_generated_from_the_models() -> None:

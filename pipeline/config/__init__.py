@@ -2,7 +2,7 @@
 
 | module | section |
 |---|---|
-| `base.py` | `StrictModel` (unknown keys rejected), the one `config error:` formatting |
+| `base.py` | `StrictModel` (unknown keys rejected), `BackoffConfig` (the one retry setting, see `pipeline/backoff.py`) |
 | `root.py` | `PipelineConfig`, the root of a config file |
 | `sources.py` | `sources[]`: URLs, timeouts, reconnect backoff |
 | `model.py` | `model`: architecture, weights, device, thresholds |
@@ -11,8 +11,7 @@
 | `redis.py` | `redis`: URL, stream keys, trimming, spool |
 | `sinks.py` | `sinks`: JSON Lines, annotated video, MOT files |
 | `observability.py` | `metrics`, `log` |
-| `backoff.py` | `BackoffConfig` and the one capped-exponential-with-jitter helper |
-| `loader.py` | YAML → CLI overrides → `${ENV}` → validation; one-line errors |
+| `loader.py` | YAML → CLI overrides → `${ENV}` → validation; one-line errors (`pipeline.errors.config_error`) |
 | `reference.py` | the option reference in docs/CONFIG.md (`python -m pipeline.config`) |
 """
 

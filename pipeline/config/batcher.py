@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from pipeline.config.base import StrictModel
 
 
-class BatcherConfig(BaseModel):
+class BatcherConfig(StrictModel):
     """How frames of all sources are grouped into model batches, and how much may wait in front of the model."""
-
-    model_config = ConfigDict(extra="forbid")
 
     batch_size: int = Field(
         4, ge=1, le=64, description="At most this many frames per model call, from any mix of sources."

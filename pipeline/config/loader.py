@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from pipeline.config.root import PipelineConfig
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, config_error
 from pipeline.redact import redact_text
 
 _ENV_PATTERN = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -42,7 +42,7 @@ def interpolate_env(value: Any, env: typing.Mapping[str, str] | None = None, pat
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(f"config error: {path or '<root>'}: environment variable {name} is not set")
+        raise config_error(path or "<root>", f"environment variable {name} is not set")
 
     return _ENV_PATTERN.sub(substitute, value)
 
@@ -60,7 +60,7 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     """Apply `a.b[0].c=VALUE` (VALUE parsed as a YAML scalar/flow value) to a raw config tree, in place."""
     key, sep, raw_value = assignment.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"config error: override {assignment!r}: expected KEY=VALUE, e.g. model.device=cpu")
+        raise config_error(f"override {assignment!r}", "expected KEY=VALUE, e.g. model.device=cpu")
     parts: list[str | int] = []
     for token in key.strip().replace("][", "].[").split("."):
         for piece in _OVERRIDE_PATH.findall(token):
@@ -74,7 +74,7 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
         nxt = parts[position + 1]
         if isinstance(part, int):
             if not isinstance(node, list) or part >= len(node):
-                raise ConfigError(f"config error: override {key}: index {part} is out of range")
+                raise config_error(f"override {key}", f"index {part} is out of range")
             node = node[part]
         else:
             if node.get(part) is None:
@@ -83,11 +83,11 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     last = parts[-1]
     if isinstance(last, int):
         if not isinstance(node, list) or last >= len(node):
-            raise ConfigError(f"config error: override {key}: index {last} is out of range")
+            raise config_error(f"override {key}", f"index {last} is out of range")
         node[last] = value
     else:
         if not isinstance(node, dict):
-            raise ConfigError(f"config error: override {key}: {last} is not inside a mapping")
+            raise config_error(f"override {key}", f"{last} is not inside a mapping")
         node[last] = value
 
 
@@ -125,7 +125,7 @@ def _derive_source_id(url: str) -> str:
     return cleaned[:64]
 
 
-def format_validation_error(exc: ValidationError, origin: str | None = None) -> str:
+def validation_error(exc: ValidationError, origin: str | None = None) -> ConfigError:
     """One line: `config error: FILE: path.to[1].field: what is wrong (got VALUE)`; several errors joined by `; `."""
     messages: list[str] = []
     seen: set[str] = set()
@@ -141,8 +141,7 @@ def format_validation_error(exc: ValidationError, origin: str | None = None) -> 
             shown = redact_text(repr(got))
             got_text = f" (got {shown[:80]}{'…' if len(shown) > 80 else ''})"
         messages.append(f"{path or '<root>'}: {message}{got_text}")
-    prefix = f"config error: {origin}: " if origin else "config error: "
-    return prefix + "; ".join(messages)
+    return config_error(origin, "; ".join(messages))
 
 
 def _error_path(loc: tuple[int | str, ...]) -> str:
@@ -177,22 +176,20 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config error: {file}: no such file") from None
+        raise config_error(file, "no such file") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config error: {file}: cannot read ({type(exc).__name__})") from None
+        raise config_error(file, f"cannot read ({type(exc).__name__})") from None
     try:
         tree = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(f"config error: {file}: invalid YAML{where}: {problem}") from None
+        raise config_error(file, f"invalid YAML{where}", problem) from None
     if tree is None:
         return {}
     if not isinstance(tree, dict):
-        raise ConfigError(
-            f"config error: {file}: the top level must be a mapping of options (got {type(tree).__name__})"
-        )
+        raise config_error(file, f"the top level must be a mapping of options (got {type(tree).__name__})")
     return tree
 
 
@@ -204,16 +201,20 @@ def build_config(
     sources: list[str] | None = None,
     env: typing.Mapping[str, str] | None = None,
 ) -> PipelineConfig:
-    """Raw tree + env + overrides → validated config. `sources` (CLI `--source`) replace the file's sources."""
-    tree = interpolate_env(copy.deepcopy(tree), env)
+    """Raw tree + overrides + env → validated config. `sources` (CLI `--source`) replace the file's sources.
+
+    Overrides go in before `${ENV}` interpolation, so a value the command line replaces is never interpolated:
+    `--redis redis://host/0` works without the REDIS_PASSWORD that the file's `redis.url` refers to."""
+    tree = copy.deepcopy(tree)
     if sources:
         tree["sources"] = sources_from_cli(sources)
     for assignment in overrides or []:
-        apply_override(tree, interpolate_env(assignment, env, "--set"))
+        apply_override(tree, assignment)
+    tree = interpolate_env(tree, env)
     try:
         return PipelineConfig.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, origin)) from None
+        raise validation_error(exc, origin) from None
 
 
 def load_config(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from pipeline.config.base import StrictModel
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(StrictModel):
     """Which Mask R-CNN runs, where, and which of its detections count."""
-
-    model_config = ConfigDict(extra="forbid")
 
     weights: str | None = Field(
         None,

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from pipeline.config.base import StrictModel
 
 
-class MetricsConfig(BaseModel):
+class MetricsConfig(StrictModel):
     """The HTTP endpoint for Prometheus and orchestrators: /metrics, /healthz, /readyz."""
-
-    model_config = ConfigDict(extra="forbid")
 
     port: int | None = Field(None, ge=0, le=65535, description="TCP port of the endpoint; null or 0 = off.")
     host: str = Field("0.0.0.0", description="Address to listen on (127.0.0.1 keeps it local).")
 
 
-class LogConfig(BaseModel):
+class LogConfig(StrictModel):
     """What the process says while it runs."""
-
-    model_config = ConfigDict(extra="forbid")
 
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     progress: bool = Field(True, description="Show a progress bar (frames, fps, ETA) when every source is a file.")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from pipeline.config.base import BackoffConfig
 from pipeline.events import SCHEMA_VERSION
 from pipeline.redis_client import DEFAULT_STREAM_KEY
 
@@ -14,10 +15,8 @@ log = logging.getLogger(__name__)
 _VERSION = str(SCHEMA_VERSION)
 
 
-class RedisConfig(BaseModel):
+class RedisConfig(BackoffConfig):
     """Where and how events are published. Credentials go in the URL (use `${ENV}` interpolation for secrets)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: str = Field(
         "redis://localhost:6379/0",
@@ -57,7 +56,7 @@ class RedisConfig(BaseModel):
     )
     connect_timeout_s: float = Field(2.0, gt=0, description="TCP/TLS connect timeout, in seconds.")
     socket_timeout_s: float = Field(5.0, gt=0, description="A Redis reply slower than this counts as an outage.")
-    initial_backoff_s: float = Field(0.1, gt=0, description="First wait before reconnecting after a failure.")
+    initial_backoff_s: float = Field(0.1, gt=0, description="Wait before the first retry after a failure, in seconds.")
     max_backoff_s: float = Field(5.0, gt=0, description="Cap of the exponential reconnect backoff, in seconds.")
     jitter: float = Field(0.2, ge=0, le=1, description="Random spread of each wait (0.2 = ±20%).")
     max_events_per_round_trip: int = Field(
@@ -94,10 +93,6 @@ class RedisConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> RedisConfig:
-        if self.max_backoff_s < self.initial_backoff_s:
-            raise ValueError(
-                f"max_backoff_s ({self.max_backoff_s}) must be >= initial_backoff_s ({self.initial_backoff_s})"
-            )
         if self.tls_key_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_key_file needs tls_cert_file")
         return self

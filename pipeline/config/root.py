@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from pipeline.config.base import StrictModel
 from pipeline.config.batcher import BatcherConfig
 from pipeline.config.model import ModelConfig
 from pipeline.config.observability import LogConfig, MetricsConfig
@@ -13,10 +14,8 @@ from pipeline.config.sources import SourceConfig
 from pipeline.config.tracker import TrackerConfig
 
 
-class PipelineConfig(BaseModel):
+class PipelineConfig(StrictModel):
     """Root of a maskstream config file."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sources: list[SourceConfig] = Field(..., min_length=1, description="Video sources, processed concurrently.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The instance-segmentation model.")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from pipeline.config.base import StrictModel
 
 
-class SinksConfig(BaseModel):
+class SinksConfig(StrictModel):
     """Where results go besides Redis."""
-
-    model_config = ConfigDict(extra="forbid")
 
     jsonl: Path | None = Field(None, description="Write every event as one JSON line to this file.")
     annotate: str | None = Field(

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from pipeline.config.base import BackoffConfig, StrictModel
 from pipeline.redact import redact_url
 
 log = logging.getLogger("maskstream.source")
@@ -17,10 +18,8 @@ log = logging.getLogger("maskstream.source")
 LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https"})
 
 
-class ReconnectConfig(BaseModel):
+class ReconnectConfig(BackoffConfig):
     """How a live source gets its stream back after a disconnect, a read timeout or a stall."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(True, description="Reconnect live sources after a disconnect; false ends the stream.")
     max_attempts: int | None = Field(
@@ -28,28 +27,10 @@ class ReconnectConfig(BaseModel):
         ge=1,
         description="Consecutive failed attempts before giving up (the count resets once frames flow); null = forever.",
     )
-    initial_backoff_s: float = Field(0.5, gt=0, description="Wait before the first retry, in seconds.")
-    max_backoff_s: float = Field(30.0, gt=0, description="Cap of the exponential backoff, in seconds.")
-    jitter: float = Field(
-        0.2,
-        ge=0,
-        le=1,
-        description="Random spread of each wait, as a fraction (0.2 = ±20%), so cameras don't retry in lockstep.",
-    )
-
-    @model_validator(mode="after")
-    def _backoff_order(self) -> ReconnectConfig:
-        if self.max_backoff_s < self.initial_backoff_s:
-            raise ValueError(
-                f"max_backoff_s ({self.max_backoff_s}) must be >= initial_backoff_s ({self.initial_backoff_s})"
-            )
-        return self
 
 
-class SourceConfig(BaseModel):
+class SourceConfig(StrictModel):
     """One video source. Files are processed completely and in order; live sources drop frames to stay current."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: str = Field(
         ...,

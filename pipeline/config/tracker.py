@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from pipeline.config.base import StrictModel
 
 CameraMotionMode = Literal["off", "auto", "flow", "ecc"]
 
 
-class TrackerConfig(BaseModel):
+class TrackerConfig(StrictModel):
     """How detections become tracks. Ages are in seconds of stream time, so behaviour does not depend on fps."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(
         True, description="Track instances. When false the stage passes frames through with no tracks or events."
