@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from pipeline.backoff import Backoff
 from pipeline.config import (
     PipelineConfig,
     ReconnectConfig,
@@ -22,7 +23,6 @@ from pipeline.config import (
     load_config,
     sources_from_cli,
 )
-from pipeline.backoff import Backoff
 from pipeline.config.base import BackoffConfig, StrictModel
 from pipeline.config.reference import config_reference_markdown
 from pipeline.errors import ConfigError
