@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(PY) -m pipeline.demo
+	$(PY) -m pipeline.cli demo
 
 test: install
 	$(PY) -m pytest -q

@@ -1,8 +1,9 @@
-"""`make demo`: a synthetic surveillance clip through the bundled model into Redis, with a summary.
+"""`maskstream demo` (`make demo`): a synthetic surveillance clip through the bundled model into Redis, with a summary.
 
 Uses `REDIS_URL` when set; otherwise starts a private `redis-server` on a free port and stops it afterwards (the
-events are then printed from it before it goes). Outputs go to `out/demo/`: the clip, `annotated.mp4`,
-`events.jsonl`, and the clip with its ground truth under `clip/`.
+events are then printed from it before it goes). Outputs go to `out/demo/` under the current directory: the clip,
+`annotated.mp4`, `events.jsonl`, and the clip with its ground truth under `clip/`. The config is
+`configs/demo.yaml`, shipped inside the package (works from an installed wheel, not only from a checkout).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import tempfile
 import time
 from collections import Counter
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import MaskstreamError
 from pipeline.redact import redact_url
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
+DEMO_CONFIG = "demo.yaml"  # in the `configs` package (package data)
 
 
 def _free_port() -> int:
@@ -87,18 +89,28 @@ def demo_clip(out_dir: Path, frames: int, size: tuple[int, int], seed: int) -> P
     return video
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "out" / "demo", help="output folder (default out/demo)")
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     parser.add_argument("--frames", type=int, default=150, help="length of the synthetic clip")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--device", default=None, help="auto, cpu, cuda (default: the config's)")
-    args = parser.parse_args(argv)
-    try:
-        return run_demo(args.out, args.frames, args.seed, args.device)
-    except MaskstreamError as exc:
-        print(f"maskstream demo: error: {exc}", file=sys.stderr)
-        return 2
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="a synthetic clip through the bundled model into Redis, with a summary",
+        description=__doc__.splitlines()[0],
+    )
+    _add_arguments(parser)
+    parser.set_defaults(func=lambda args: run_demo(args.out, args.frames, args.seed, args.device))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline.demo`, kept for `make demo` on older checkouts; same as `maskstream demo`."""
+    from pipeline.cli import main as cli_main
+
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 def run_demo(out_dir: Path, frames: int, seed: int, device: str | None) -> int:
@@ -119,7 +131,8 @@ def run_demo(out_dir: Path, frames: int, seed: int, device: str | None) -> int:
         ]
         if device:
             overrides.append(f"model.device={device}")
-        cfg = load_config(DEMO_CONFIG, overrides=overrides, env={**os.environ, "REDIS_URL": url})
+        with resources.as_file(resources.files("configs") / DEMO_CONFIG) as config_path:
+            cfg = load_config(config_path, overrides=overrides, env={**os.environ, "REDIS_URL": url})
         key = cfg.redis.key_for(cfg.sources[0].id) if cfg.redis else ""
         client = redis.Redis.from_url(url)
         last = client.xrevrange(key, count=1)

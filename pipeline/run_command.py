@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import PipelineConfig, load_config
 from pipeline.stats import RunStats
+from sinks.paths import check_output_paths
 
 if TYPE_CHECKING:
     from pipeline.runner import Pipeline, RunReport
@@ -82,6 +83,7 @@ def _yaml_quote(value: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    check_output_paths(cfg)  # before torch loads: an unwritable output fails in well under a second
     from pipeline.runner import Pipeline  # torch and the stages load only when a run starts
 
     if args.verbose == 0:

@@ -33,6 +33,7 @@ from pipeline.redact import redact_text
 from pipeline.stage import StageThread
 from pipeline.stats import RunStats, SourceStats
 from sinks.base import EventSink, FrameSink
+from sinks.paths import check_output_paths
 from sources.base import VideoSource
 from sources.open import open_source
 from stages.batcher import BatcherStage
@@ -203,7 +204,9 @@ class Pipeline:
     # --- run -------------------------------------------------------------------------------------------------
     def run(self, on_tick: Callable[[RunStats], None] | None = None, tick_s: float = 0.5) -> RunReport:
         """Open sources, load the model, start every thread and wait for the end. Raises MaskstreamError when the
-        run cannot start (no source can be opened, Redis unreachable, bad weights)."""
+        run cannot start (an output that cannot be written, no source can be opened, Redis unreachable, bad
+        weights)."""
+        check_output_paths(self.cfg)
         self._open_file_sources()  # cheap checks first: a missing file fails before the model loads
         if self._slots and all(slot.error for slot in self._slots):
             raise _all_failed([slot.error or "" for slot in self._slots])

@@ -17,6 +17,7 @@ import numpy as np
 from pipeline.errors import MaskstreamError
 from pipeline.items import FrameResult
 from sinks.base import FrameSink
+from sinks.paths import annotated_video_path
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +105,7 @@ class AnnotatedVideoSink(FrameSink):
         self._fps: dict[str, float] = {}
 
     def path_for(self, source_id: str) -> Path:
-        if "{source_id}" in self.template:
-            return Path(self.template.format(source_id=source_id))
-        path = Path(self.template)
-        return path.with_name(f"{path.stem}-{source_id}{path.suffix}") if self.several_sources else path
+        return annotated_video_path(self.template, source_id, self.several_sources)
 
     def write(self, result: FrameResult) -> None:
         source_id = result.frame.source_id
