@@ -12,7 +12,8 @@ from pipeline.config.tracker import TrackerConfig
 from pipeline.items import Detections, Frame, FrameResult
 from stages.tracker import TrackerStage
 from tests.toyscene import ToyObject, ToyScene
-from tracking.tracker import MultiObjectTracker, Phase
+from tracking.track import Phase
+from tracking.tracker import MultiObjectTracker
 
 FPS = 30.0
 

@@ -7,7 +7,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from evaluation.tracking import DetectionSet, load_clip, noisy_gt_detections, run_evaluation
+from evaluation.clips import load_clip
+from evaluation.detections import DetectionSet, noisy_gt_detections
+from evaluation.tracking import run_evaluation
 from tests.toyscene import ToyObject, ToyScene, write_toy_clip
 from tracking.metrics import evaluate
 from tracking.mot_io import FrameObjects
@@ -96,7 +98,7 @@ def test_harness_on_a_toy_clip(tmp_path):
 def test_model_detections_of_a_clip_with_a_tiny_real_maskrcnn(tmp_path):
     from pycocotools import mask as mask_utils
 
-    from evaluation.tracking import model_detections
+    from evaluation.detections import model_detections
     from tests.pipeline_helpers import tiny_detector
 
     scene = ToyScene(

@@ -13,9 +13,7 @@ Per frame:
 
 from __future__ import annotations
 
-import enum
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,9 +22,8 @@ from pipeline.items import Detections, Frame, TrackState, TrackTransition
 from tracking.association import CroppedMask, assign, box_iou, integer_box, similarity
 from tracking.camera_motion import CameraMotionEstimator, MotionEstimate
 from tracking.kalman import BoxKalman, cxcywh_to_xyxy, xyxy_to_cxcywh
+from tracking.track import MAX_VIRTUAL_STEPS, Phase, Track, observation_centric_reupdate
 
-# Virtual observations used to re-filter a re-found track across its gap (OC-SORT); more adds cost, not accuracy.
-_MAX_VIRTUAL_STEPS = 10
 # Used when a stream's clock stalls or runs backwards (pts reset after a reconnect): assume a plausible frame step.
 _FALLBACK_DT = 1.0 / 25.0
 
@@ -35,64 +32,6 @@ def _expanded(boxes: np.ndarray, grow: float) -> np.ndarray:
     """Boxes widened by `grow` times their width and height (half on each side)."""
     half = (boxes[:, 2:] - boxes[:, :2]) * (grow / 2)
     return np.concatenate([boxes[:, :2] - half, boxes[:, 2:] + half], axis=1)
-
-
-class Phase(enum.Enum):
-    TENTATIVE = "tentative"
-    CONFIRMED = "confirmed"
-    LOST = "lost"
-
-
-@dataclass(slots=True, eq=False)
-class Track:
-    mean: np.ndarray
-    cov: np.ndarray
-    phase: Phase
-    track_id: int  # 0 until confirmed: ids are handed out on confirmation so published ids have no gaps
-    first_frame: int
-    first_time: float  # capture time
-    first_t: float  # stream time
-    last_frame: int
-    last_time: float
-    last_t: float
-    score: float
-    hits: int = 1
-    misses: int = 0  # consecutive frames without an observation
-    labels: Counter[int] = field(default_factory=Counter)
-    label: int = 0
-    last_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # latest observed, xyxy
-    mask: CroppedMask | None = None  # latest observed mask, cropped to its box
-    detection_index: int | None = None
-    last_updated_event_t: float = float("-inf")
-    # state right after the last observation, kept in current image coordinates, for the observation-centric
-    # re-update; gap_ts: stream times of the frames missed since then
-    obs_mean: np.ndarray | None = None
-    obs_cov: np.ndarray | None = None
-    gap_ts: list[float] = field(default_factory=list)
-
-    def vote(self, label: int) -> None:
-        self.labels[label] += 1
-        self.label = self.labels.most_common(1)[0][0]
-
-    def predicted_box(self) -> np.ndarray:
-        cx, cy, w, h = self.mean[:4].tolist()
-        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
-
-    def state(self, filtered_box: bool = False) -> TrackState:
-        observed = self.detection_index is not None
-        box = self.last_box if observed and not filtered_box else self.predicted_box().astype(np.float32)
-        return TrackState(
-            track_id=self.track_id,
-            label=self.label,
-            score=self.score,
-            box=np.asarray(box, np.float32).copy(),
-            detection_index=self.detection_index,
-            first_frame=self.first_frame,
-            first_time=self.first_time,
-            last_frame=self.last_frame,
-            last_time=self.last_time,
-            hits=self.hits,
-        )
 
 
 @dataclass(slots=True)
@@ -308,7 +247,7 @@ class MultiObjectTracker:
                 matches[i][0].mean, matches[i][0].cov = means[k], covs[k]
         for i, (track, d) in enumerate(matches):
             if self._needs_reupdate(track):
-                self._observation_centric_reupdate(track, z[i], t)
+                observation_centric_reupdate(self.kalman, track, z[i], t)
             was = track.phase
             track.detection_index = d
             track.score = float(scores[d])
@@ -340,25 +279,6 @@ class MultiObjectTracker:
             and track.misses > 0
             and track.obs_mean is not None
         )
-
-    def _observation_centric_reupdate(self, track: Track, z_new: np.ndarray, t: float) -> None:
-        """Re-run the filter from the last observation along a straight path to the new one."""
-        assert track.obs_mean is not None and track.obs_cov is not None
-        z_old = track.obs_mean[:4].copy()
-        span = t - track.last_t
-        gap = track.gap_ts
-        if len(gap) > _MAX_VIRTUAL_STEPS:
-            picks = np.linspace(0, len(gap) - 1, _MAX_VIRTUAL_STEPS).round().astype(int)
-            gap = [gap[i] for i in picks]
-        mean, cov = track.obs_mean[None], track.obs_cov[None]
-        prev_t = track.last_t
-        for gt in [*gap, t]:
-            mean, cov = self.kalman.predict(mean, cov, gt - prev_t)
-            frac = (gt - track.last_t) / span if span > 0 else 1.0
-            z_virtual = z_old + (z_new - z_old) * frac
-            mean, cov = self.kalman.update(mean, cov, z_virtual[None])
-            prev_t = gt
-        track.mean, track.cov = mean[0], cov[0]
 
     def _updated_due(self, track: Track, t: float) -> bool:
         interval = self.cfg.updated_interval_s
@@ -433,7 +353,7 @@ class MultiObjectTracker:
                 track.phase = Phase.LOST
                 if cfg.emit_lost:
                     transitions.append(TrackTransition("lost", track.state(self._filtered)))
-            if len(track.gap_ts) > 4 * _MAX_VIRTUAL_STEPS:
+            if len(track.gap_ts) > 4 * MAX_VIRTUAL_STEPS:
                 # keep the gap list bounded at any frame rate; only an even spread of it is used
                 track.gap_ts = track.gap_ts[::2]
             keep.append(track)
