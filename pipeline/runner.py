@@ -30,7 +30,7 @@ from pipeline.items import Frame, StreamStatus
 from pipeline.metrics import FRAMES_DROPPED
 from pipeline.queues import BoundedQueue, QueueClosed, QueueGroup
 from pipeline.redact import redact_text
-from pipeline.stage import StageThread
+from pipeline.stage import Stage, StageThread
 from pipeline.stats import RunStats, SourceStats
 from sinks.base import EventSink, FrameSink
 from sinks.paths import check_output_paths
@@ -44,9 +44,55 @@ from stages.tracker import TrackerStage
 
 log = logging.getLogger(__name__)
 
-# Items in flight between the stages after the batcher. Small: each holds frames (and, after inference, masks);
-# a deeper pipeline adds latency on live feeds and gains nothing once every stage is busy.
-_STAGE_QUEUE_SIZE = 2
+
+@dataclass(frozen=True)
+class GraphContext:
+    """What the stages are built from."""
+
+    cfg: PipelineConfig
+    detector: Detector
+    builder: EventBuilder
+    event_sinks: list[EventSink]
+    frame_sinks: list[FrameSink]
+    stats: RunStats
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of the graph: how to build it, and the size of the queue it reads (None: the sources' queues)."""
+
+    name: str
+    inbox_size: int | None
+    build: Callable[[GraphContext], Stage]
+
+
+# The stage graph, in the order items flow: each stage reads the queue in front of it and writes the next one's.
+# Queues are small: each item holds frames (and, after inference, masks); a deeper pipeline adds latency on live
+# feeds and gains nothing once every stage is busy. One batch waits in front of the model (the next one is
+# prepared while the current one runs): more would only hold stale live frames. Cheap stages get a little slack.
+STAGE_GRAPH: tuple[StageSpec, ...] = (
+    StageSpec(
+        "batcher",
+        None,
+        lambda ctx: BatcherStage(
+            ctx.cfg.batcher.batch_size,
+            ctx.cfg.batcher.max_wait_ms,
+            ctx.detector.device,
+            ctx.cfg.batcher.pin_memory,
+            low_latency=any(source.live for source in ctx.cfg.sources),
+        ),
+    ),
+    StageSpec("inference", 1, lambda ctx: InferenceStage(ctx.detector)),
+    StageSpec("masks", 2, lambda ctx: MasksStage(ctx.cfg.model.mask_threshold)),
+    StageSpec("tracker", 2, lambda ctx: TrackerStage(ctx.cfg.tracker)),
+    StageSpec(
+        "publish",
+        2,
+        lambda ctx: PublishStage(
+            ctx.builder, ctx.event_sinks, ctx.frame_sinks, ctx.stats, ctx.cfg.sinks.close_timeout_s
+        ),
+    ),
+)
 
 
 @dataclass
@@ -281,28 +327,14 @@ class Pipeline:
 
     def _start_stages(self, builder: EventBuilder, frame_sinks: list[FrameSink]) -> None:
         assert self.detector is not None
-        cfg = self.cfg
-        stages = [
-            BatcherStage(
-                cfg.batcher.batch_size,
-                cfg.batcher.max_wait_ms,
-                self.detector.device,
-                cfg.batcher.pin_memory,
-                low_latency=any(source.live for source in cfg.sources),
-            ),
-            InferenceStage(self.detector),
-            MasksStage(cfg.model.mask_threshold),
-            TrackerStage(cfg.tracker),
-            PublishStage(builder, self.event_sinks, frame_sinks, self.stats, cfg.sinks.close_timeout_s),
-        ]
+        ctx = GraphContext(self.cfg, self.detector, builder, self.event_sinks, frame_sinks, self.stats)
         inbox: BoundedQueue | QueueGroup = self._group
-        for position, stage in enumerate(stages):
-            last = position == len(stages) - 1
-            # One batch waits in front of the model (the next one is prepared while the current one runs): a
-            # deeper queue there would only hold stale live frames. Cheap stages after it get a little slack.
-            size = 1 if isinstance(stage, BatcherStage) else _STAGE_QUEUE_SIZE
-            outbox = None if last else BoundedQueue(f"{stages[position + 1].name}", size)
-            self._stage_threads.append(StageThread(stage, inbox, outbox))
+        for spec, following in zip(STAGE_GRAPH, (*STAGE_GRAPH[1:], None), strict=True):
+            outbox = None
+            if following is not None:
+                assert following.inbox_size is not None, f"stage {following.name} needs an inbox size"
+                outbox = BoundedQueue(following.name, following.inbox_size)
+            self._stage_threads.append(StageThread(spec.build(ctx), inbox, outbox))
             if outbox is not None:
                 inbox = outbox
         for thread in self._stage_threads:
@@ -318,7 +350,7 @@ class Pipeline:
                 if slot.stop_requested.is_set():
                     return
                 try:
-                    slot.source = open_source(slot.cfg)
+                    slot.source = open_source(slot.cfg, self.cfg.batcher.live_queue_size, self._count_stale)
                 except SourceError as exc:
                     log.error("%s", exc)
                     self._put_status(slot, "error", str(exc))

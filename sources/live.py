@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import av
 import av.error
@@ -15,6 +14,7 @@ from pipeline.config.sources import SourceConfig, url_scheme
 from pipeline.errors import SourceError
 from pipeline.items import Frame, StreamStatus
 from pipeline.metrics import FRAMES_DROPPED, RECONNECTS
+from pipeline.queues import BoundedQueue, Empty, QueueClosed
 from pipeline.redact import redact_text
 from sources.base import SourceItem, VideoSource
 from sources.decode import (
@@ -36,9 +36,10 @@ log = logging.getLogger("maskstream.source")
 class LiveSource(VideoSource):
     """An RTSP/RTSPS/HTTP stream read by a thread of its own.
 
-    The reader decodes at the camera's pace whatever the consumer does: it hands items over through a tiny
-    buffer that drops the oldest *frame* when full (statuses are never dropped), counted as
-    FRAMES_DROPPED{reason="stale"}. A server that closes the connection (FFmpeg then just reports the end of
+    The reader decodes at the camera's pace whatever the consumer does: it hands items over through the
+    pipeline's drop-oldest queue (`pipeline.queues.BoundedQueue`, `batcher.live_queue_size` frames; statuses are
+    never dropped). Each dropped frame goes to `on_drop` (the runner counts it in Prometheus'
+    FRAMES_DROPPED{reason="stale"} and in the run's status line); by default Prometheus only. A server that closes the connection (FFmpeg then just reports the end of
     the stream), a read that times out (a frozen server, seen after ~2x `read_timeout_s`) and a stall (no frame
     for `stall_timeout_s`) are all disconnects: the reader reconnects with capped exponential backoff and jitter.
     It never closes a container from another thread (unsafe in FFmpeg): `stop()` sets a flag the reader checks
@@ -47,22 +48,24 @@ class LiveSource(VideoSource):
 
     is_live = True
 
-    def __init__(self, cfg: SourceConfig, max_buffered_frames: int = 2) -> None:
+    def __init__(self, cfg: SourceConfig, queue_size: int = 2, on_drop: Callable[[Frame], None] | None = None) -> None:
         super().__init__(cfg)
-        self.max_buffered_frames = max_buffered_frames
-        self._items_lock = threading.Condition()
-        self._queue: deque[SourceItem] = deque()
-        self._queued_frames = 0
+        self._stale = FRAMES_DROPPED.labels(source=cfg.id, reason="stale")
+        self._buffer = BoundedQueue(
+            f"live:{cfg.id}",
+            queue_size,
+            "drop_oldest",
+            is_droppable=lambda item: isinstance(item, Frame),
+            on_drop=on_drop or (lambda _frame: self._stale.inc()),
+        )
         self._thread: threading.Thread | None = None
         self._pending: av.container.InputContainer | None = None  # first connection made by connect_now()
         self._next_index = 0
-        self._stale = FRAMES_DROPPED.labels(source=cfg.id, reason="stale")
         self._reconnects = RECONNECTS.labels(source=cfg.id)
         self.reconnect_count = 0
         self.connect_count = 0
         self._started_sent = False
         self._announced_down = False
-        self._finished = False
 
     def _last_index(self) -> int | None:
         return self._next_index - 1 if self._next_index else None
@@ -134,18 +137,17 @@ class LiveSource(VideoSource):
 
     def _next_item(self) -> SourceItem | None:
         """The next item from the reader; None when stopped and the reader has not ended within 0.5 s."""
-        with self._items_lock:
-            give_up_at: float | None = None
-            while not self._queue:
+        give_up_at: float | None = None
+        while True:
+            try:
+                return self._buffer.get(timeout=0.1 if self.stopped else 0.5)
+            except Empty:
                 if self.stopped:
                     give_up_at = give_up_at or time.monotonic() + 0.5
                     if time.monotonic() >= give_up_at:
                         return None
-                self._items_lock.wait(0.1 if self.stopped else 0.5)
-            item = self._queue.popleft()
-            if isinstance(item, Frame):
-                self._queued_frames -= 1
-            return item
+            except QueueClosed:  # the reader ended; its `ended` status was the last item
+                return None
 
     def close(self, timeout: float = 5.0) -> None:
         self.stop()
@@ -169,18 +171,7 @@ class LiveSource(VideoSource):
     # -- reader thread -----------------------------------------------------------------------------------------
 
     def _push(self, item: SourceItem) -> None:
-        with self._items_lock:
-            if isinstance(item, Frame):
-                if self._queued_frames >= self.max_buffered_frames:
-                    for position, queued in enumerate(self._queue):
-                        if isinstance(queued, Frame):
-                            del self._queue[position]
-                            self._queued_frames -= 1
-                            self._stale.inc()
-                            break
-                self._queued_frames += 1
-            self._queue.append(item)
-            self._items_lock.notify()
+        self._buffer.put(item)  # never waits: a full buffer drops its oldest frame
 
     def _run(self) -> None:
         try:
@@ -194,9 +185,7 @@ class LiveSource(VideoSource):
         if not self._started_sent:
             self._push(self._status("started"))
         self._push(self._status("ended", reason, frames=self.frames_delivered, reconnects=self.reconnect_count))
-        with self._items_lock:
-            self._finished = True
-            self._items_lock.notify_all()
+        self._buffer.close()
 
     def _read_forever(self) -> str:
         """Connect, read, reconnect until stopped or out of attempts; returns why it ended."""

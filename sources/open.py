@@ -5,11 +5,13 @@ from __future__ import annotations
 import glob
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline.config.sources import LIVE_SCHEMES, SourceConfig, url_scheme
 from pipeline.errors import SourceError
+from pipeline.items import Frame
 from pipeline.redact import redact_url
 from sources.base import VideoSource
 from sources.file import FileSource
@@ -21,12 +23,15 @@ log = logging.getLogger("maskstream.source")
 _GLOB_CHARS = frozenset("*?[")
 
 
-def open_source(cfg: SourceConfig) -> VideoSource:
+def open_source(
+    cfg: SourceConfig, live_queue_size: int = 2, on_drop: Callable[[Frame], None] | None = None
+) -> VideoSource:
     """A ready-to-iterate source; raises `SourceError` (one line, credentials redacted) when it cannot be used.
 
     Files are checked now (exist, readable, have a video stream: the first file is probed). A live source with
     reconnects enabled connects in its reader thread (a camera that is down at start is retried, not fatal);
-    with reconnects disabled the first connection is made here so a bad URL fails fast.
+    with reconnects disabled the first connection is made here so a bad URL fails fast. A live source hands its
+    frames over through a drop-oldest queue of `live_queue_size` frames; `on_drop` gets each frame it drops.
     """
     if cfg.live:
         if not isinstance(cfg.url, str):
@@ -39,7 +44,7 @@ def open_source(cfg: SourceConfig) -> VideoSource:
             )
         if not urlsplit(cfg.url).hostname:
             raise SourceError(f"source {cfg.id!r}: no host in {redact_url(cfg.url)}")
-        source = LiveSource(cfg)
+        source = LiveSource(cfg, live_queue_size, on_drop)
         if not cfg.reconnect.enabled:
             source.connect_now()
         return source
