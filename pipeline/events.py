@@ -117,8 +117,9 @@ class EventBuilder:
 
     def _track_event(self, result: FrameResult, transition: TrackTransition) -> dict[str, Any]:
         frame, track = result.frame, transition.track
-        observed = track.detection_index is not None and track.detection_index < len(result.detections.rles)
-        rle = result.detections.rles[track.detection_index] if observed else None
+        index = track.detection_index
+        observed = index is not None and index < len(result.detections.rles)
+        rle = result.detections.rles[index] if observed and index is not None else None
         event = self._track_fields(frame.source_id, transition.kind, track, frame.index, rle=rle, pts=frame.pts)
         if observed:
             # the detection's own box, so bbox and mask always agree (a tracker may smooth its track box)

@@ -147,13 +147,6 @@ class BoundedQueue:
                 raise Empty(self.name)
             return self._pop_locked()
 
-    def peek_nowait(self) -> Any:
-        """The oldest item without removing it (single consumer only). Raises Empty."""
-        with self._cond:
-            if not self._items:
-                raise Empty(self.name)
-            return self._items[0]
-
     def _pop_locked(self) -> Any:
         item = self._items.popleft()
         self._data_items -= self._is_droppable(item)

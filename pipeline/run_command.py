@@ -144,7 +144,7 @@ class _Progress:
         self.live = any(source.live for source in cfg.sources)
         self.interval = cfg.log.status_interval_s
         self._next_line = time.monotonic() + self.interval
-        self._bar = None
+        self._bar: Any = None  # a tqdm bar, made on the first tick
 
     def tick(self, stats: RunStats) -> None:
         if not self.enabled:

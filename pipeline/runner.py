@@ -271,7 +271,9 @@ class Pipeline:
             if self._frame_sinks is not None
             else build_frame_sinks(self.cfg, self.detector.class_names)
         )
-        builder = EventBuilder(self.detector.class_names, run_id=self.run_id)
+        builder = EventBuilder(
+            self.detector.class_names, frame_summary=self.cfg.sinks.frame_summary, run_id=self.run_id
+        )
         self._start_stages(builder, frame_sinks)
         for slot in self._slots:
             slot.thread = threading.Thread(target=self._source_main, args=(slot,), name=f"source-{slot.cfg.id}")

@@ -33,8 +33,6 @@ class StageError(Exception):
         where = ", ".join(f"{sid} frame {idx}" if idx is not None else sid for sid, idx in context) or "no source"
         super().__init__(f"stage {stage} failed on {where}: {type(cause).__name__}: {redact_text(str(cause))}")
         self.stage = stage
-        self.context = context
-        self.cause = cause
 
 
 class Stage(ABC):
@@ -109,7 +107,6 @@ class StageThread(threading.Thread):
         self.outbox = outbox
         self.errors = 0
         self.failure: BaseException | None = None  # set when the stage itself broke (start/finish raised)
-        self.items_in = 0
 
     def run(self) -> None:
         try:
@@ -126,7 +123,6 @@ class StageThread(threading.Thread):
                     continue
                 except QueueClosed:  # every producer is done: same as an explicit end of stream
                     item = EndOfStream()
-                self.items_in += 1
                 if isinstance(item, EndOfStream):
                     self._emit(self.stage.finish())
                     self._emit([item])

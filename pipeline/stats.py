@@ -99,10 +99,6 @@ class RunStats:
         with self._lock:
             return {sid: _copy(s) for sid, s in self.sources.items()}
 
-    def total_done(self) -> int:
-        with self._lock:
-            return sum(s.frames_done for s in self.sources.values())
-
     def elapsed(self) -> float:
         return (self.finished or time.monotonic()) - self.started
 

@@ -28,7 +28,7 @@ _UNTRACKED = (160, 160, 160)
 def track_color(track_id: int) -> tuple[int, int, int]:
     """A stable, well-spread RGB colour per track id (golden-ratio hue steps)."""
     hue = int((track_id * 0.61803398875 % 1.0) * 180)
-    hsv = np.uint8([[[hue, 200, 255]]])
+    hsv = np.array([[[hue, 200, 255]]], np.uint8)
     r, g, b = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
     return int(r), int(g), int(b)
 
@@ -72,7 +72,9 @@ class _Writer:
         self.container = av.open(str(path), "w")
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         rate = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(25)
-        self.stream = self.container.add_stream(codec, rate=rate)
+        stream = self.container.add_stream(codec, rate=rate)
+        assert isinstance(stream, av.VideoStream)  # a video codec gives a video stream
+        self.stream = stream
         self.width, self.height = width - width % 2, height - height % 2  # yuv420p needs even sizes
         self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
         if codec == "libx264":

@@ -133,7 +133,7 @@ def decode_frames(
                 ) from exc
             continue
         consecutive_errors = 0
-        yield from frames
+        yield from (frame for frame in frames if isinstance(frame, av.VideoFrame))  # a video packet: always
 
 
 def frame_seconds(frame: av.VideoFrame) -> float | None:

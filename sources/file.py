@@ -134,6 +134,7 @@ class FileSource(VideoSource):
                 outcome.last_pts = offset + info.duration_s - (1.0 / info.fps if info.fps else 0.0)
                 return
             # Seek to the key frame before start_s, then decode (and drop) up to start_s.
+            assert stream.time_base is not None  # set on every demuxed stream
             container.seek(int(local_start / stream.time_base), stream=stream, backward=True)
         step = 1.0 / info.fps if info.fps else 1.0 / 30
         local_pts: float | None = None

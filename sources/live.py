@@ -50,6 +50,9 @@ class LiveSource(VideoSource):
 
     def __init__(self, cfg: SourceConfig, queue_size: int = 2, on_drop: Callable[[Frame], None] | None = None) -> None:
         super().__init__(cfg)
+        if not isinstance(cfg.url, str):
+            raise SourceError(f"source {cfg.id!r}: a live source takes one URL, not a list")
+        self.url: str = cfg.url
         self._stale = FRAMES_DROPPED.labels(source=cfg.id, reason="stale")
         self._buffer = BoundedQueue(
             f"live:{cfg.id}",
@@ -63,7 +66,6 @@ class LiveSource(VideoSource):
         self._next_index = 0
         self._reconnects = RECONNECTS.labels(source=cfg.id)
         self.reconnect_count = 0
-        self.connect_count = 0
         self._started_sent = False
         self._announced_down = False
 
@@ -81,9 +83,9 @@ class LiveSource(VideoSource):
             # Per socket operation, microseconds (FFmpeg ignores the older `stimeout`/`rw_timeout` names).
             "timeout": str(int(cfg.read_timeout_s * 1_000_000)),
         }
-        if url_scheme(cfg.url) in {"rtsp", "rtsps"}:
+        if url_scheme(self.url) in {"rtsp", "rtsps"}:
             options["rtsp_transport"] = cfg.transport
-        if url_scheme(cfg.url) in {"rtsps", "https"} and cfg.tls_verify:
+        if url_scheme(self.url) in {"rtsps", "https"} and cfg.tls_verify:
             options["tls_verify"] = "1"
             if cfg.tls_ca_file:
                 options["ca_file"] = cfg.tls_ca_file
@@ -94,7 +96,7 @@ class LiveSource(VideoSource):
         cfg = self.cfg
         began = time.monotonic()
         try:
-            container = open_input(cfg.url, options=self._options(), timeout=(cfg.open_timeout_s, cfg.read_timeout_s))
+            container = open_input(self.url, options=self._options(), timeout=(cfg.open_timeout_s, cfg.read_timeout_s))
         except (av.error.FFmpegError, OSError) as exc:
             waited = time.monotonic() - began
             reason = describe_av_error(exc, timeout_hint=cfg.open_timeout_s)
@@ -102,7 +104,7 @@ class LiveSource(VideoSource):
             if silent and waited >= 0.9 * min(cfg.open_timeout_s, cfg.read_timeout_s):
                 # FFmpeg words a server that accepts and then says nothing as 'invalid data': say what happened.
                 reason = f"no answer from the server within {waited:.1f} s"
-            elif cfg.tls_verify and url_scheme(cfg.url) in {"rtsps", "https"} and reason == "Input/output error":
+            elif cfg.tls_verify and url_scheme(self.url) in {"rtsps", "https"} and reason == "Input/output error":
                 reason = "TLS handshake failed (is the server's certificate signed by tls_ca_file?)"
             raise _ConnectError(reason) from None
         if not container.streams.video:
@@ -242,7 +244,6 @@ class LiveSource(VideoSource):
         try:
             stream = video_stream(container, cfg.decode_threads)
             info = stream_info(container, stream)
-            self.connect_count += 1
             if not self._started_sent:
                 self._started_sent = True
                 self._push(self._status("started", **info.as_dict()))

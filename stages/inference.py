@@ -44,7 +44,9 @@ def resolve_device(name: str) -> torch.device:
 class Detector:
     """A Mask R-CNN ready for batched inference: model in eval mode on its device, plus what its labels mean."""
 
-    model: torch.nn.Module
+    # a torchvision-style Mask R-CNN (transform, backbone, rpn, roi_heads: checked in from_model); Any because
+    # nn.Module types its attributes as `Tensor | Module`, which every use here would have to narrow
+    model: Any
     class_names: list[str]
     device: torch.device
     precision: str = "fp32"
@@ -55,7 +57,7 @@ class Detector:
     @classmethod
     def from_model(
         cls,
-        model: torch.nn.Module,
+        model: Any,
         class_names: Sequence[str],
         cfg: ModelConfig,
         device: torch.device | None = None,

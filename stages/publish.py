@@ -89,8 +89,8 @@ class PublishStage(Stage):
                 sink.close()
             except Exception:
                 log.exception("closing %s failed", type(sink).__name__)
-        for sink in self.event_sinks:
+        for event_sink in self.event_sinks:
             try:
-                sink.close(self.close_timeout_s)
+                event_sink.close(self.close_timeout_s)
             except Exception:
-                log.exception("closing %s failed", type(sink).__name__)
+                log.exception("closing %s failed", type(event_sink).__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -132,6 +133,17 @@ def test_several_sources_share_batches_and_keep_their_own_order(
         check_track_lifecycle(events)
         indices = [e["frame_index"] for e in events if e["type"] in ("track.started", "track.updated")]
         assert indices == sorted(indices)
+
+
+def test_frame_summary_events_only_when_the_config_turns_them_on(clip: Path, tmp_path: Path) -> None:
+    counts = {}
+    for enabled in (False, True):
+        jsonl = tmp_path / f"events-{enabled}.jsonl"
+        cfg = config([{"id": "a", "url": str(clip)}], sinks={"jsonl": str(jsonl), "frame_summary": enabled})
+        assert Pipeline(cfg, detector=tiny_detector(max_detections=5)).run().exit_code == 0
+        types = [json.loads(line)["type"] for line in jsonl.read_text().splitlines()]
+        counts[enabled] = types.count("frame.summary")
+    assert counts == {False: 0, True: 30}
 
 
 def test_a_bad_source_is_reported_and_the_others_complete(

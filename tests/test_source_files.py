@@ -227,12 +227,14 @@ def test_stop_from_another_thread_ends_iteration_soon(clips):
     for item in source:
         if isinstance(item, Frame):
             seen.append(item)
-            if len(seen) == 10:
-                threading.Timer(0.0, source.stop).start()
-                time.sleep(0.1)
+            if len(seen) == 10:  # stop from another thread, and wait until it returned
+                stopper = threading.Thread(target=source.stop)
+                stopper.start()
+                stopper.join()
         else:
             statuses.append(item)
-    assert 10 <= len(seen) < 50 * N
+    # the stop flag is checked between packets: at most the frames of the packet being decoded still come
+    assert 10 <= len(seen) <= 12, len(seen)
     assert statuses[-1].kind == "ended" and statuses[-1].reason == "stopped"
 
 

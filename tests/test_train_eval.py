@@ -128,7 +128,7 @@ def test_empty_dataset_is_refused(tmp_path):
     assert cli_main(["eval", "--data", str(root), "--predictions", str(root / "annotations.json")]) == 2
 
 
-def test_train_checkpoints_resumes_and_evaluates(tiny_dataset, tmp_path):
+def test_train_checkpoints_resumes_and_evaluates(tiny_dataset, tmp_path, capsys):
     torch.set_num_threads(2)
     out = tmp_path / "tiny.safetensors"
     cfg = TrainConfig(
@@ -163,7 +163,20 @@ def test_train_checkpoints_resumes_and_evaluates(tiny_dataset, tmp_path):
     # the trained weights through `maskstream eval`: runs the model, writes COCO results, scores them
     results = tmp_path / "results.json"
     assert cli_main(["eval", "--data", str(tiny_dataset), "--weights", str(out), "--out", str(results), "--json"]) == 0
-    assert isinstance(json.loads(results.read_text()), list)
+    scores = json.loads(capsys.readouterr().out)
+    assert 0.0 <= scores["overall"]["segm_AP"] <= 1.0 and set(scores["per_class"]) == {
+        "person",
+        "bicycle",
+        "car",
+        "truck",
+    }
+    predictions = json.loads(results.read_text())
+    dataset = json.loads((tiny_dataset / "annotations.json").read_text())
+    images, categories = {i["id"] for i in dataset["images"]}, {c["id"] for c in dataset["categories"]}
+    for prediction in predictions:  # COCO results format, on the dataset's images and classes
+        assert set(prediction) >= {"image_id", "category_id", "bbox", "score", "segmentation"}
+        assert prediction["image_id"] in images and prediction["category_id"] in categories
+        assert len(prediction["bbox"]) == 4 and 0.0 <= prediction["score"] <= 1.0
 
 
 @pytest.mark.parametrize("sizes", ["abc", "320,x", "16"])

@@ -156,7 +156,7 @@ def _error_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _friendly_message(error: dict[str, Any]) -> str:
+def _friendly_message(error: typing.Mapping[str, Any]) -> str:
     kind, message = error["type"], error["msg"]
     if kind == "extra_forbidden":
         return "unknown option"

@@ -21,6 +21,11 @@ class SinksConfig(StrictModel):
     mot_out: Path | None = Field(
         None, description="Write MOTChallenge-format tracks, one `<source_id>.txt` per source."
     )
+    frame_summary: bool = Field(
+        False,
+        description="Also publish a `frame.summary` event for every processed frame (size, detection count, live "
+        "track ids); off by default: one event per frame is a lot of traffic.",
+    )
     close_timeout_s: float = Field(
         30.0, gt=0.0, description="At shutdown, wait this long for sinks to flush (Redis spool, files)."
     )
