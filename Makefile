@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint typecheck bench clean
 
 install: $(STAMP)
 
@@ -22,12 +22,27 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PY) -m pipeline.cli demo
 
+# pytest exit 5 = no tests collected: a broken selection or collection, never a pass; say so (make masks the code)
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q || { code=$$?; [ $$code -ne 5 ] || echo "make test: pytest collected no tests (exit 5)" >&2; exit $$code; }
+
+# everything not marked slow (@pytest.mark.slow: > ~20 s on the 2-core machine); about a minute
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" || { code=$$?; [ $$code -ne 5 ] || echo "make test-fast: pytest collected no tests (exit 5)" >&2; exit $$code; }
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+# the quick benchmarks (a few minutes in all); the long ones (live_soak, redis_outage, pipeline_fps, model_speed)
+# are run by hand with the commands in docs/BENCHMARKS.md
+bench: install
+	$(PY) benchmarks/cli_latency.py
+	$(PY) benchmarks/pipeline_masks.py --repeat 5
+	$(PY) benchmarks/tracking_speed.py --frames 100 --long-frames 1000
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

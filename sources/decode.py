@@ -1,6 +1,7 @@
 """PyAV plumbing shared by file and live sources: opening, error wording, packet decoding, frame timing.
 
-Kept apart from `stages.source` (which owns the source life cycle: files in order, reconnects, statuses) so each
+Kept apart from the sources (`sources/file.py`, `sources/live.py`: the source life cycle, files in order, reconnects,
+statuses) so each
 piece stays small. Nothing here ever puts a URL with credentials into a message: `describe_av_error` drops the
 file name FFmpeg appends and redacts whatever is left.
 """
@@ -144,7 +145,7 @@ def frame_seconds(frame: av.VideoFrame) -> float | None:
 
 
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """H x W x 3 uint8 RGB, C-contiguous (what `pipeline.frames.Frame.image` promises)."""
+    """H x W x 3 uint8 RGB, C-contiguous (what `pipeline.items.Frame.image` promises)."""
     image = frame.to_ndarray(format="rgb24")
     return image if image.flags.c_contiguous else np.ascontiguousarray(image)
 
