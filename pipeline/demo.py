@@ -166,7 +166,7 @@ def run_demo(out_dir: Path, frames: int, seed: int, device: str | None) -> int:
     print()
     if private:
         print("Redis was private to the demo and is gone; to keep events and follow them live, run:")
-        print("  redis-server --port 6379 &  REDIS_URL=redis://localhost:6379/0 make demo")
+        print("  redis-server --port 6379 &  REDIS_URL=redis://localhost:6379/0 maskstream demo")
         print(f"  maskstream tail --redis redis://localhost:6379/0 --source {cfg.sources[0].id} --from-start")
     else:
         print("Follow the events live (in another terminal, while a run is going):")

@@ -31,6 +31,7 @@ from kernels.nvrtc import compile_for
 from kernels.source import CUDA_SOURCE, HOST_SHIM, KERNEL_DIR, NVRTC_OPTIONS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_nvrtc_compiles_without_errors_or_warnings(arch: str) -> None:
     pytest.importorskip("cuda.bindings.nvrtc", reason="cuda.bindings comes with torch's CUDA wheels")
@@ -40,6 +41,7 @@ def test_nvrtc_compiles_without_errors_or_warnings(arch: str) -> None:
     assert result.cubin.startswith(b"\x7fELF")  # a cubin, as the CuPy backend loads it
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
 def test_nvcc_compiles_for_sm90_without_warnings_or_spills(tmp_path: Path) -> None:
     options = [o for o in NVRTC_OPTIONS]
@@ -128,6 +130,7 @@ def test_zero_work_gives_no_launch() -> None:
     assert plan_forward(torch.zeros(1, 3, 8, 8), torch.zeros(0, 5), empty, 1.0, PoolGeometry(7, 7, 2, False)) is None
 
 
+@pytest.mark.slow
 def test_host_library_is_cached_and_rebuilt_when_sources_change(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MASKSTREAM_KERNEL_BUILD_DIR", str(tmp_path))
     first = build_host_library()
@@ -224,6 +227,7 @@ def test_levels_of_another_dtype_are_converted_to_the_first_levels() -> None:
 # --- integration --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_swap_poolers_replaces_both_poolers_keeping_their_settings() -> None:
     model = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3)
     swap_poolers(model, backend="host")

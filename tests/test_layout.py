@@ -4,6 +4,7 @@ and modules small enough to read (≤ 400 lines outside synth/)."""
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import subprocess
@@ -67,6 +68,7 @@ def module_level_imports(path: Path) -> set[str]:
     return found & set(PACKAGES)
 
 
+@functools.cache
 def package_imports() -> dict[str, dict[str, set[str]]]:
     """{package: {imported package: {importing files}}}, glue left out."""
     graph: dict[str, dict[str, set[str]]] = {package: {} for package in PACKAGES}

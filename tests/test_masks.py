@@ -44,6 +44,7 @@ def iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_batched_paste_matches_torchvision_paste(seed: int) -> None:
     probs, boxes = blob_probs(40, seed), random_boxes(40, seed)
@@ -61,6 +62,7 @@ def test_batched_paste_matches_torchvision_paste(seed: int) -> None:
     h=st.floats(0.5, 300),
     seed=st.integers(0, 1000),
 )
+@pytest.mark.slow
 def test_paste_matches_torchvision_for_any_box(x1: float, y1: float, w: float, h: float, seed: int) -> None:
     # boxes as the model gives them: clipped to the frame
     box = torch.tensor([[x1, y1, min(x1 + w, W), min(y1 + h, H)]], dtype=torch.float32)
@@ -72,6 +74,7 @@ def test_paste_matches_torchvision_for_any_box(x1: float, y1: float, w: float, h
     assert differing <= max(2, 0.01 * reference.sum().item())
 
 
+@pytest.mark.slow
 def test_clipped_masks_stay_inside_their_boxes() -> None:
     probs = torch.ones(30, 1, M, M)  # full masks: the padding would spill one mask cell outside the box
     boxes = random_boxes(30, 7)

@@ -27,6 +27,7 @@ def test_registry_lists_coco_and_light_architectures():
     assert {"resnet50_fpn_coco", "resnet50_fpn_v2_coco", "slim_resnet_fpn_light"} <= set(list_architectures())
 
 
+@pytest.mark.slow
 def test_coco_checkpoint_saved_like_torchvision_gives_torchvision_detections(tmp_path):
     torch.manual_seed(0)
     reference = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91, **SMALL).eval()
@@ -45,6 +46,7 @@ def test_coco_checkpoint_saved_like_torchvision_gives_torchvision_detections(tmp
         torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_safetensors_round_trip_keeps_metadata_and_outputs(tmp_path):
     torch.manual_seed(1)
     model = build_model("slim_resnet_fpn_light").eval()
@@ -69,6 +71,7 @@ def test_unknown_architecture_is_named():
         build_model("resnet9000")
 
 
+@pytest.mark.slow
 def test_weights_of_another_architecture_are_refused(tmp_path):
     light = build_model("slim_resnet_fpn_light")
     path = tmp_path / "light.pth"

@@ -66,6 +66,7 @@ def check_track_lifecycle(events: list[dict[str, Any]]) -> int:
     return len(per_track)
 
 
+@pytest.mark.slow
 def test_a_file_becomes_ordered_events_in_redis_with_masks_inside_their_boxes(
     clip: Path, redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -235,6 +236,7 @@ SIGTERM_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sigterm_drains_work_in_flight_and_flushes_every_event(tmp_path: Path, redis_server: RedisServer) -> None:
     long_clip = write_clip(tmp_path / "long.mp4", frames=400)
     process = subprocess.Popen(
@@ -267,6 +269,7 @@ def test_sigterm_drains_work_in_flight_and_flushes_every_event(tmp_path: Path, r
     assert last_frame <= frames
 
 
+@pytest.mark.slow
 def test_cli_run_with_the_bundled_model_writes_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 

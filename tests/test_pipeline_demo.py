@@ -25,6 +25,7 @@ def events_in_summary(out: str) -> int:
     return int(re.search(r"events\s+(\d+) in Redis stream maskstream:\{demo\}:events", out).group(1))
 
 
+@pytest.mark.slow
 def test_demo_with_its_own_redis_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -37,6 +38,7 @@ def test_demo_with_its_own_redis_server(
     assert "maskstream tail --redis" in out
 
 
+@pytest.mark.slow
 def test_demo_with_redis_url_counts_only_its_own_events(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], redis_server: RedisServer
 ) -> None:

@@ -45,6 +45,7 @@ class SlowDetector:
         return result
 
 
+@pytest.mark.slow
 def test_live_source_drops_oldest_frames_and_latency_stays_flat() -> None:
     with RtspServer(fps=30) as server:
         cfg = build_config(
@@ -82,6 +83,7 @@ def test_live_source_drops_oldest_frames_and_latency_stays_flat() -> None:
     assert sum(last) / len(last) < sum(first) / len(first) + 0.15, latencies
 
 
+@pytest.mark.slow
 def test_a_live_source_reports_every_frame_it_drops() -> None:
     dropped: list[Frame] = []
     with RtspServer(fps=30) as server:

@@ -9,9 +9,12 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "roi_align_gpu.py"
 
 
+@pytest.mark.slow
 def test_gpu_script_smoke_run_passes_its_checks_and_writes_results(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("roi_align_gpu", SCRIPT)
     module = importlib.util.module_from_spec(spec)

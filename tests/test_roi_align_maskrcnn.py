@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torchvision
 
 from kernels import MultiScaleRoIAlign, swap_poolers
 
 
+@pytest.mark.slow
 def test_swapped_poolers_give_identical_detections() -> None:
     torch.manual_seed(0)
     model = torchvision.models.detection.maskrcnn_resnet50_fpn(

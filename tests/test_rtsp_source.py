@@ -172,6 +172,7 @@ def test_server_killed_mid_stream_reconnects(rtsp_server):
     assert metric(RECONNECTS, source="killed") > reconnects_before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recovery", ["thaw", "restart"])
 def test_frozen_server_is_detected_and_reconnected(rtsp_server, recovery):
     reader = Reader(open_source(live_config(rtsp_server.url, f"frozen-{recovery}")))
@@ -322,6 +323,7 @@ def test_credentials_never_reach_logs_statuses_or_errors(caplog, capfd):
     assert any("401 Unauthorized" in str(s.reason) for s in bad.statuses)
 
 
+@pytest.mark.slow
 def test_slow_consumer_gets_fresh_frames(rtsp_server):
     """A consumer slower than the camera (5 fps vs 30) still gets frames that are current, never a backlog."""
     stale_before = metric(FRAMES_DROPPED, source="slow", reason="stale")
@@ -335,6 +337,7 @@ def test_slow_consumer_gets_fresh_frames(rtsp_server):
     assert max(b - a for a, b in itertools.pairwise(indices)) >= 3  # the decoder kept pace
 
 
+@pytest.mark.slow
 def test_live_fps_cap(rtsp_server):
     capped_before = metric(FRAMES_DROPPED, source="capped", reason="fps_cap")
     reader = Reader(open_source(live_config(rtsp_server.url, "capped", fps_cap=5)))
@@ -364,6 +367,7 @@ def thread_and_fd_counts() -> tuple[int, int, int]:
     return threading.active_count(), len(os.listdir("/proc/self/task")), len(os.listdir("/proc/self/fd"))
 
 
+@pytest.mark.slow
 def test_no_thread_or_fd_leak_after_many_reconnects(rtsp_server):
     # warm-up: FFmpeg and the metric registry allocate a few things once per process
     warm = Reader(open_source(live_config(rtsp_server.url, "warmup")))

@@ -21,6 +21,7 @@ def images(seed: int = 0) -> list[torch.Tensor]:
     return [torch.rand(3, 180, 320, generator=gen), torch.rand(3, 240, 200, generator=gen)]
 
 
+@pytest.mark.slow
 def test_part_by_part_inference_equals_torchvision_forward_with_batched_masks() -> None:
     model = tiny_maskrcnn(min_size=120, max_size=200)  # frames are resized: boxes must come back to frame pixels
     detector = Detector.from_model(model, TINY_CLASSES, ModelConfig(device="cpu", score_threshold=0.2))

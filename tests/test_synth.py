@@ -245,6 +245,7 @@ def test_forced_dataset_rewrite_leaves_no_stale_stills(tmp_path):
     assert len(json.loads((out / "annotations.json").read_text())["images"]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["surveillance", "drone"])
 def test_many_random_scenes_render_with_consistent_instances(mode):
     for seed in range(100, 112):

@@ -162,5 +162,6 @@ class InstanceDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         rgb = self.image(index)
-        tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
+        # writable: torch refuses to wrap read-only arrays without a warning (decoded images can be read-only)
+        tensor = torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255)
         return tensor, self.target(index)
