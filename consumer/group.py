@@ -18,9 +18,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from consumer.event import Event, KeyNames, StreamLag, as_text, resolve_streams
 from pipeline.backoff import Backoff
 from pipeline.errors import MaskstreamError
-from pipeline.events import from_stream_fields
+from pipeline.events import DEFAULT_STREAM_KEY, from_stream_fields
 from pipeline.redact import redact_url
-from pipeline.redis_client import DEFAULT_STREAM_KEY, check_redis, describe_redis_error, redis_from_url
+from pipeline.redis_client import check_redis, describe_redis_error, redis_from_url
 
 log = logging.getLogger(__name__)
 

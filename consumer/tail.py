@@ -10,8 +10,7 @@ from collections.abc import Sequence
 import redis
 
 from consumer.event import Event, KeyNames, as_text, resolve_streams
-from pipeline.events import from_stream_fields
-from pipeline.redis_client import DEFAULT_STREAM_KEY
+from pipeline.events import DEFAULT_STREAM_KEY, from_stream_fields
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,14 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.items import FrameResult, StreamStatus, TrackState, TrackTransition
+if TYPE_CHECKING:  # annotations only: the schema (and the config that names it) loads without numpy
+    from pipeline.items import FrameResult, StreamStatus, TrackState, TrackTransition
 
 SCHEMA_VERSION = 1
+# one stream per source; str.format template -> maskstream:{cam1}:events (a Redis Cluster hash tag per source)
+DEFAULT_STREAM_KEY = "maskstream:{{{source_id}}}:events"
 
 TRACK_TYPES = ("track.started", "track.updated", "track.lost", "track.ended")
 STREAM_TYPES = ("stream.started", "stream.ended", "stream.connected", "stream.disconnected", "stream.error")

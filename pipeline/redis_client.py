@@ -21,9 +21,6 @@ log = logging.getLogger(__name__)
 _VERSION = str(SCHEMA_VERSION)
 
 
-DEFAULT_STREAM_KEY = "maskstream:{{{source_id}}}:events"  # str.format template -> maskstream:{cam1}:events
-
-
 def redis_from_url(
     url: str,
     *,

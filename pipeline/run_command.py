@@ -16,12 +16,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import PipelineConfig, load_config
-from pipeline.stats import RunStats
 from sinks.paths import check_output_paths
 
 if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
     from pipeline.runner import Pipeline, RunReport
+    from pipeline.stats import RunStats
 
 log = logging.getLogger("maskstream.run")
 
@@ -73,6 +73,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
             overrides.append(f"{key}={_yaml_quote(str(value))}")
     if args.no_progress:
         overrides.append("log.progress=false")
+    from pipeline.config import load_config  # pydantic: only once there is a config to check, not for --help
+
     return load_config(args.config, overrides=overrides, sources=args.source)
 
 

@@ -15,7 +15,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from consumer import EventConsumer, EventTail
 from consumer.group import RECONNECT_BACKOFF
-from pipeline.redis_client import DEFAULT_STREAM_KEY, check_redis, describe_redis_error, redis_from_url
+from pipeline.events import DEFAULT_STREAM_KEY
+from pipeline.redis_client import check_redis, describe_redis_error, redis_from_url
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -49,7 +49,9 @@ def predict(loaded: LoadedModel, data: str | Path, score_threshold: float = 0.05
     with torch.inference_mode():
         for position, image in enumerate(tqdm(images, desc="eval", unit="img", leave=False)):
             rgb = clip_frames[image["frame_index"]] if frames is not None else dataset.image(position)
-            tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255).to(device)
+            tensor = (
+                torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255).to(device)
+            )
             output = model([tensor])[0]
             keep = output["scores"] >= score_threshold
             boxes = output["boxes"][keep].cpu().numpy()

@@ -8,8 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import BackoffConfig
-from pipeline.events import SCHEMA_VERSION
-from pipeline.redis_client import DEFAULT_STREAM_KEY
+from pipeline.events import DEFAULT_STREAM_KEY, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 _VERSION = str(SCHEMA_VERSION)
