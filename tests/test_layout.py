@@ -142,3 +142,32 @@ def test_modules_stay_small(package: str) -> None:
         if (lines := len(path.read_text().splitlines())) > 400
     }
     assert long == {}, "split these by job"
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_configs_and_every_package(tmp_path: Path) -> None:
+    """`maskstream demo` from an installed wheel reads configs/demo.yaml through importlib.resources."""
+    import zipfile
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("maskstream-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"configs/{name}.yaml" for name in ("demo", "file", "rtsp", "drone")} <= names
+    assert {f"{package}/__init__.py" for package in PACKAGES} <= names
+    assert not any(name.startswith("tests/") for name in names)
