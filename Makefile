@@ -26,7 +26,7 @@ demo: install
 test: install
 	$(PY) -m pytest -q || { code=$$?; [ $$code -ne 5 ] || echo "make test: pytest collected no tests (exit 5)" >&2; exit $$code; }
 
-# everything not marked slow (@pytest.mark.slow: > ~20 s on the 2-core machine); about a minute
+# everything not marked slow (@pytest.mark.slow: more than a few seconds each); ~2 min on the loaded 2-core machine
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" || { code=$$?; [ $$code -ne 5 ] || echo "make test-fast: pytest collected no tests (exit 5)" >&2; exit $$code; }
 
