@@ -36,7 +36,7 @@ from sinks.base import EventSink, FrameSink
 from sources.base import VideoSource
 from sources.open import open_source
 from stages.batcher import BatcherStage
-from stages.inference import Detector, InferenceStage, load_detector
+from stages.inference import Detector, InferenceStage, load_detector, wants_cudnn_benchmark, wants_warmup
 from stages.masks import MasksStage
 from stages.publish import PublishStage
 from stages.tracker import TrackerStage
@@ -136,9 +136,11 @@ class Pipeline:
         detector: Detector | None = None,
         event_sinks: list[EventSink] | None = None,
         frame_sinks: list[FrameSink] | None = None,
+        sources: dict[str, VideoSource] | None = None,
         run_id: str = "",
     ) -> None:
         self.cfg = cfg
+        self._given_sources = sources or {}  # by source id, instead of opening its URL (benchmarks, tests)
         self.detector = detector
         self._event_sinks = event_sinks
         self._frame_sinks = frame_sinks
@@ -263,8 +265,8 @@ class Pipeline:
                 on_drop=self._count_stale,
                 condition=self._group.condition,
             )
-            slot = _SourceSlot(source_cfg, self._group.add(queue))
-            if not live:
+            slot = _SourceSlot(source_cfg, self._group.add(queue), self._given_sources.get(source_cfg.id))
+            if not live and slot.source is None:
                 try:
                     slot.source = open_source(source_cfg)
                 except SourceError as exc:
@@ -287,7 +289,15 @@ class Pipeline:
                 cfg.batcher.pin_memory,
                 low_latency=any(source.live for source in cfg.sources),
             ),
-            InferenceStage(self.detector),
+            InferenceStage(
+                self.detector,
+                warmup_batch=cfg.batcher.batch_size if wants_warmup(cfg.model, self.detector.device) else 0,
+                warmup_size=cfg.model.warmup_size,
+                cudnn_benchmark=wants_cudnn_benchmark(
+                    cfg.model, self.detector.device, any(source.live for source in cfg.sources)
+                ),
+                stats=self.stats,
+            ),
             MasksStage(cfg.model.mask_threshold),
             TrackerStage(cfg.tracker),
             PublishStage(builder, self.event_sinks, frame_sinks, self.stats, cfg.sinks.close_timeout_s),
