@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-# What the pipeline imports that the GPU image (torch, torchvision, numpy, cupy) may lack. Versions as in our venv;
+# What the pipeline imports that the GPU image (torch, torchvision, numpy, cupy) may lack (redis: the config
+# package imports the client's defaults, though the check uses no Redis). Versions as in our venv;
 # pydantic-core must be the exact one pydantic pins.
 PACKAGES=(
   av==19.0.2
@@ -20,6 +21,7 @@ PACKAGES=(
   typing-inspection==0.4.5
   typing-extensions==4.16.0
   prometheus-client==0.26.0
+  redis==8.1.0
   pyyaml==6.0.3
   safetensors==0.8.0
   tqdm==4.70.1

@@ -24,7 +24,8 @@ export PYTHONUNBUFFERED=1
 # Fail in a second, naming what is missing, rather than minutes in with an ImportError in one section.
 "$PYTHON" - "$@" <<'PY' || exit 3
 import importlib.util, sys
-needed = ["torch", "torchvision", "numpy", "av", "pycocotools", "pydantic", "prometheus_client", "yaml", "scipy", "cv2"]
+needed = ["torch", "torchvision", "numpy", "av", "pycocotools", "pydantic", "prometheus_client", "yaml", "redis",
+          "scipy", "cv2"]
 missing = [name for name in needed if importlib.util.find_spec(name) is None]
 if "--smoke" not in sys.argv and importlib.util.find_spec("cupy") is None:
     missing.append("cupy")

@@ -89,3 +89,40 @@ def test_without_cuda_the_full_run_refuses_instead_of_measuring_the_cpu(capsys: 
 
     assert gpu_check.main([]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+# On the GPU image (its package list, /work/.library/device/KINDS.md); gpu_check.sh checks them before it starts.
+# charset_normalizer: numpy.f2py's optional import, on the image too.
+GPU_IMAGE = {"torch", "torchvision", "numpy", "cupy", "scipy", "cv2", "charset_normalizer"}
+
+
+def wheel_modules() -> set[str]:
+    """Top-level modules of the packages benchmarks/device_wheels.sh downloads."""
+    script = (ROOT / "benchmarks" / "device_wheels.sh").read_text()
+    listed = script.split("PACKAGES=(")[1].split(")")[0].split()
+    names = {spec.split("==")[0].lower().replace("-", "_") for spec in listed}
+    renamed = {"pyyaml": "yaml"}
+    return {renamed.get(name, name) for name in names}
+
+
+def test_everything_the_gpu_check_imports_is_on_the_gpu_image_or_carried_as_a_wheel() -> None:
+    """Third-party modules loaded by the GPU check beyond what `import torch, torchvision` loads itself must be
+    on the GPU image or in device_wheels.sh's list, or the one GPU run dies on an ImportError."""
+    probe = (
+        "import sys, sysconfig, json\n"
+        "site = sysconfig.get_paths()['purelib']\n"
+        "def third_party():\n"
+        "    return {n.split('.')[0] for n, m in list(sys.modules.items())\n"
+        "            if (getattr(m, '__file__', None) or '').startswith(site)}\n"
+        "import torch, torchvision\n"
+        "base = third_party()\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "import benchmarks.gpu_check, benchmarks.gpu_check_pipeline\n"
+        "print(json.dumps(sorted(third_party() - base)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    extra = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert extra, "the probe found nothing: it no longer sees the pipeline's imports"
+    missing = {name for name in extra if not name.startswith("_")} - GPU_IMAGE - wheel_modules()  # _x: extensions
+    assert not missing, f"add to benchmarks/device_wheels.sh: {sorted(missing)}"
