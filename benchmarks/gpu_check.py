@@ -143,19 +143,49 @@ def check_at_scale(run: CheckRun) -> None:
 
 
 def r50_model(run: CheckRun) -> torch.nn.Module:
-    """torchvision's R50-FPN Mask R-CNN, random weights; smoke: tiny input and few proposals (a CPU can run it)."""
+    """torchvision's R50-FPN Mask R-CNN, random weights, detections forced (`force_detections`); smoke: tiny
+    input and few proposals (a CPU can run it)."""
     kwargs = {"min_size": 64, "max_size": 128, "rpn_post_nms_top_n_test": 50} if run.smoke else {}
     torch.manual_seed(0)
     model = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, **kwargs)
-    force_detections(model)
-    return model.eval().to(run.device)
+    model = model.eval().to(run.device)
+    g = torch.Generator(device=run.device).manual_seed(5)
+    force_detections(model, [torch.rand(3, *run.frame, generator=g, device=run.device)])
+    return model
 
 
-def force_detections(model: torch.nn.Module, label: int = 1, logit: float = 8.0) -> None:
-    """Random weights score every class ~1/91: bias one class so each proposal is a confident detection of it
-    (the NMS and the `max_detections` cap then decide how many come out, as with a trained model on a busy scene)."""
+# Score threshold that goes with `force_detections`: about 60 % of the proposals pass it, NMS and the cap decide.
+FORCED_SCORE_THRESHOLD = 0.05
+
+
+def force_detections(model: torch.nn.Module, images: list[torch.Tensor], label: int = 1) -> None:
+    """Make a random-weights model detect like a trained one on a busy scene, with well separated scores.
+
+    Random weights give every proposal arbitrary class logits (std ~8): scores pile up at exactly 1.0 for random
+    classes, and the top-k cut among ties would differ between two poolers for no real reason. Here the box
+    classifier scores one class only, from a random direction of the box features, standardised (on one
+    calibration image) to mean 2 and std 2 against 90 classes at logit 0: scores spread over (0.01, 0.99), so
+    rankings differ between poolers only where their features really differ. The score still comes from the
+    pooled features, so the detections depend on the pooler, as they should in this check.
+    """
+    classifier = model.roi_heads.box_predictor.cls_score
+    captured: list[torch.Tensor] = []
+    handle = classifier.register_forward_hook(lambda _module, inputs, _output: captured.append(inputs[0].clone()))
+    try:
+        with torch.inference_mode():
+            model(images)
+    finally:
+        handle.remove()
+    features = captured[0].float()
+    generator = torch.Generator().manual_seed(6)
+    direction = torch.randn(features.shape[1], generator=generator).to(features.device)
+    projection = features @ direction
+    scale = 2.0 / max(projection.std().item(), 1e-12)
     with torch.no_grad():
-        model.roi_heads.box_predictor.cls_score.bias[label] += logit
+        classifier.weight.zero_()
+        classifier.bias.zero_()
+        classifier.weight[label].copy_(direction * scale)
+        classifier.bias[label] = 2.0 - scale * projection.mean().item()
 
 
 def class_names(count: int) -> list[str]:
@@ -174,8 +204,9 @@ def match_detections(a: list[RawDetections], b: list[RawDetections]) -> tuple[in
     return total_a, total_b, matched
 
 
-# fp32 must give the same detections with either pooler; in half precision, scores carry ~3 significant digits,
-# so near-ties at the NMS/top-k cut can swap: a lower floor that still catches a broken pooler (which matches ~0).
+# fp32 must give the same detections with either pooler; in half precision the features carry ~3 significant
+# digits, so boxes move a little and near-ties at the NMS/top-k cut can swap: a lower floor that still catches a
+# broken pooler (which matches ~0).
 MATCH_FLOOR = {"fp32": 0.99, "fp16": 0.75, "bf16": 0.75}
 
 
@@ -194,7 +225,12 @@ def bench_detector(run: CheckRun) -> None:
     g = torch.Generator(device=run.device).manual_seed(4)
     frames = [torch.rand(3, height, width, generator=g, device=run.device) for _ in range(max(run.detect_batches))]
     for precision in run.precisions:
-        cfg = ModelConfig(device=run.device.type, precision=precision, max_detections=run.detections)
+        cfg = ModelConfig(
+            device=run.device.type,
+            precision=precision,
+            score_threshold=FORCED_SCORE_THRESHOLD,
+            max_detections=run.detections,
+        )
         times: dict[tuple[str, int], float] = {}
         outputs: dict[tuple[str, int], list[RawDetections]] = {}
         for pooler in ("torchvision", "ours"):
@@ -239,9 +275,13 @@ def bench_detector(run: CheckRun) -> None:
 def timed_detect(run: CheckRun, detector: Detector, images: list[torch.Tensor]) -> tuple[list[RawDetections], float]:
     """The detections of the last call and the median ms of `detect_iters` calls after `detect_warmup` ones."""
     outputs: list[list[RawDetections]] = []
+
+    def detect() -> None:
+        outputs[:] = [detector.detect(images)]  # keep only the latest
+
     warmup, run.warmup = run.warmup, run.detect_warmup
     try:
-        ms = run.median_ms(lambda: outputs.append(detector.detect(images)), iters=run.detect_iters)
+        ms = run.median_ms(detect, iters=run.detect_iters)
     finally:
         run.warmup = warmup
     return outputs[-1], ms

@@ -173,7 +173,7 @@ def run_pipeline(
 
 
 def bench_pipeline(run: CheckRun) -> None:
-    from benchmarks.gpu_check import r50_model
+    from benchmarks.gpu_check import FORCED_SCORE_THRESHOLD, r50_model
 
     height, width = run.frame
     print(f"\n## Whole pipeline at {width}x{height} (frames in memory, events JSON-encoded, no Redis)")
@@ -192,7 +192,12 @@ def bench_pipeline(run: CheckRun) -> None:
             detector: Detector = StandinDetector.create(objects, run.device)
         else:
             model = r50_model(run)
-            cfg = ModelConfig(device=run.device.type, precision=precision, max_detections=r50_detections)
+            cfg = ModelConfig(
+                device=run.device.type,
+                precision=precision,
+                score_threshold=FORCED_SCORE_THRESHOLD,
+                max_detections=r50_detections,
+            )
             from kernels import swap_poolers
 
             swap_poolers(model, backend=run.backend)
