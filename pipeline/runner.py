@@ -293,9 +293,7 @@ class Pipeline:
                 self.detector,
                 warmup_batch=cfg.batcher.batch_size if wants_warmup(cfg.model, self.detector.device) else 0,
                 warmup_size=cfg.model.warmup_size,
-                cudnn_benchmark=wants_cudnn_benchmark(
-                    cfg.model, self.detector.device, any(source.live for source in cfg.sources)
-                ),
+                cudnn_benchmark=wants_cudnn_benchmark(cfg.model, self.detector.device, cfg.sources),
                 stats=self.stats,
             ),
             MasksStage(cfg.model.mask_threshold),

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torchvision.models.detection.transform import resize_boxes
 
-from pipeline.config import ModelConfig
+from pipeline.config import ModelConfig, SourceConfig
 from pipeline.errors import ConfigError, WeightsError
 from pipeline.items import Batch, InferenceBatch, RawDetections
 from pipeline.metrics import BATCH_SIZE, INFERENCE_SECONDS
@@ -148,11 +148,17 @@ def wants_warmup(cfg: ModelConfig, device: torch.device) -> bool:
     return cfg.warmup if cfg.warmup is not None else device.type == "cuda"
 
 
-def wants_cudnn_benchmark(cfg: ModelConfig, device: torch.device, any_live: bool) -> bool:
-    """`model.cudnn_benchmark`, where null means on CUDA when every source is a file (its frame size is fixed)."""
+def fixed_frame_size(source: SourceConfig) -> bool:
+    """Frames of one size for the whole run: a single file. A camera may switch resolution mid-stream, and files
+    played back to back (a list or a glob) may differ."""
+    return not source.live and isinstance(source.url, str) and not (set("*?[") & set(source.url))
+
+
+def wants_cudnn_benchmark(cfg: ModelConfig, device: torch.device, sources: Sequence[SourceConfig]) -> bool:
+    """`model.cudnn_benchmark`, where null means on CUDA when every source has a fixed frame size."""
     if device.type != "cuda":
         return False
-    return cfg.cudnn_benchmark if cfg.cudnn_benchmark is not None else not any_live
+    return cfg.cudnn_benchmark if cfg.cudnn_benchmark is not None else all(map(fixed_frame_size, sources))
 
 
 def load_detector(cfg: ModelConfig) -> Detector:

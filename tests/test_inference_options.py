@@ -62,10 +62,15 @@ def test_warm_up_and_cudnn_benchmark_defaults() -> None:
     assert not wants_warmup(ModelConfig(), CPU)  # nothing to compile or tune on the CPU
     assert wants_warmup(ModelConfig(), CUDA)
     assert wants_warmup(ModelConfig(warmup=True), CPU) and not wants_warmup(ModelConfig(warmup=False), CUDA)
-    assert wants_cudnn_benchmark(ModelConfig(), CUDA, any_live=False)  # files: each keeps its frame size
-    assert not wants_cudnn_benchmark(ModelConfig(), CUDA, any_live=True)  # a camera may switch resolution
-    assert wants_cudnn_benchmark(ModelConfig(cudnn_benchmark=True), CUDA, any_live=True)
-    assert not wants_cudnn_benchmark(ModelConfig(cudnn_benchmark=True), CPU, any_live=False)
+    one_file = SourceConfig(id="a", url="a.mp4")
+    camera = SourceConfig(id="b", url="rtsp://camera/1")  # may switch resolution mid-stream
+    several_files = [SourceConfig(id="c", url=["a.mp4", "b.mp4"]), SourceConfig(id="d", url="footage/*.mp4")]
+    assert wants_cudnn_benchmark(ModelConfig(), CUDA, [one_file, one_file.model_copy(update={"id": "e"})])
+    assert not wants_cudnn_benchmark(ModelConfig(), CUDA, [one_file, camera])
+    for source in several_files:  # files played back to back may differ in size
+        assert not wants_cudnn_benchmark(ModelConfig(), CUDA, [source])
+    assert wants_cudnn_benchmark(ModelConfig(cudnn_benchmark=True), CUDA, [camera])
+    assert not wants_cudnn_benchmark(ModelConfig(cudnn_benchmark=True), CPU, [one_file])
 
 
 def test_a_tiny_warm_up_size_is_a_config_error_naming_the_field() -> None:

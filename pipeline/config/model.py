@@ -42,8 +42,8 @@ class ModelConfig(BaseModel):
     cudnn_benchmark: bool | None = Field(
         None,
         description="torch.backends.cudnn.benchmark: cuDNN times its algorithms for each new input shape and keeps "
-        "the fastest (faster when shapes repeat; every new shape costs a stall). null = on with CUDA when no source "
-        "is live (a file keeps its size; a camera may switch resolution mid-stream).",
+        "the fastest (faster when shapes repeat; every new shape costs a stall). null = on with CUDA when every "
+        "source is a single file (a camera may switch resolution mid-stream; files played back to back may differ).",
     )
     score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Detections scoring below this are dropped.")
     mask_threshold: float = Field(
