@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
@@ -318,19 +319,25 @@ def main(argv: list[str] | None = None) -> int:
         "detector": [bench_detector],
         "pipeline": [bench_pipeline],
     }
+    out = args.out or (Path(os.environ["OUT"]) / "gpu_check.json" if os.environ.get("OUT") else None)
+    run.results["section_seconds"] = {}
     for name, parts in sections.items():
         if args.only and name not in args.only:
             continue
+        started = time.perf_counter()
         for part in parts:
             # One GPU run must report as much as it can: a crash in one part is a failed check, not the end.
             try:
                 part(run)
             except Exception:
                 run.check(f"{part.__name__} ran without an exception", False, traceback.format_exc())
-    out = args.out or (Path(os.environ["OUT"]) / "gpu_check.json" if os.environ.get("OUT") else None)
+        seconds = time.perf_counter() - started
+        run.results["section_seconds"][name] = seconds
+        print(f"\n  ({name}: {seconds:.1f} s)")
+        if out:  # after every section: a run stopped by its time limit still leaves what it measured
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(run.results, indent=2, default=str))
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(run.results, indent=2, default=str))
         print(f"\nresults written to {out}")
     if run.failures:
         print(f"\nFAILED checks: {', '.join(run.failures)}")
