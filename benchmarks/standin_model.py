@@ -53,6 +53,7 @@ class StandinDetector(Detector):
     _labels: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     _masks: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     _step: int = 0
+    _scales: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
 
     @classmethod
     def create(cls, objects: int, device: torch.device, seed: int = 0) -> StandinDetector:
@@ -88,10 +89,17 @@ class StandinDetector(Detector):
         normalised = torch.cat([centre - low, centre + low], dim=2)  # (B, K, 4) x1 y1 x2 y2 as fractions
         results = []
         for image, boxes in zip(images, normalised, strict=True):
-            height, width = image.shape[-2:]
-            scale = torch.tensor([width, height, width, height], device=self.device, dtype=torch.float32)
-            results.append(RawDetections(boxes * scale, self._scores, self._labels, self._masks))
+            results.append(
+                RawDetections(boxes * self._scale(*image.shape[-2:]), self._scores, self._labels, self._masks)
+            )
         return results
+
+    def _scale(self, height: int, width: int) -> torch.Tensor:
+        """(4,) fractions → pixels, made once per frame size (no host→device copy per frame)."""
+        key = (int(height), int(width))
+        if key not in self._scales:
+            self._scales[key] = torch.tensor([width, height, width, height], device=self.device, dtype=torch.float32)
+        return self._scales[key]
 
     def warm_up(self, batch_size: int, size: tuple[int, int]) -> float:
         started = time.perf_counter()
