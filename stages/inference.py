@@ -4,6 +4,10 @@ The model is run part by part (transform → backbone → RPN → RoI heads) ins
 its last step — torchvision's per-detection mask paste — is replaced by our batched paste (`stages.masks`), which
 runs in the next stage's thread while the model works on the next batch. Score threshold and detection cap are
 applied inside the RoI heads (fewer masks are computed); the class filter right after.
+
+Before its first real frame the stage can run one dummy batch (`model.warmup`, on by default on CUDA) so the
+first frames do not pay for kernel compilation and cuDNN's start-up, and it sets `cudnn.benchmark` where frame
+sizes are fixed (docs/PIPELINE.md, "GPU", has the trade-off).
 """
 
 from __future__ import annotations
