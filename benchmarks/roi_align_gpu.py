@@ -7,7 +7,8 @@
    forward and backward) and bit-exactness against torchvision's CPU op (our build has no FMA contraction).
 2. Median CUDA-event time of torchvision's MultiScaleRoIAlign vs ours, forward and forward+backward:
    box head (1000 RoIs per image, 256 channels, 7x7, batch 1 and 8, 800x1333 input) and mask head (100 RoIs per
-   image, 14x14), fp32 and fp16 (fp16 features; torchvision runs under autocast, as in a mixed-precision model).
+   image, 14x14), fp32, fp16 and bf16 (half features; torchvision runs under autocast of that dtype, as in a
+   mixed-precision model).
 3. Mask R-CNN R50-FPN (random weights, 800x1333) latency with each pooler, fp32 and fp16 autocast, and whether
    the two poolers give the same detections.
 
@@ -185,7 +186,7 @@ def time_pooler(
     boxes: list[torch.Tensor],
     shapes: list[tuple[int, int]],
     mode: str,
-    autocast: bool,
+    autocast: torch.dtype | None,
 ) -> float:
     """Median ms of one pooler call (and its backward for mode "forward+backward")."""
     backward = mode != "forward"
@@ -193,7 +194,7 @@ def time_pooler(
     grad: list[torch.Tensor] = []
 
     def step() -> None:
-        with torch.autocast(run.device.type, dtype=torch.float16, enabled=autocast):
+        with torch.autocast(run.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
             out = pooler(leaves, boxes, shapes)
         if backward:
             for leaf in leaves.values():
@@ -215,16 +216,18 @@ def bench_poolers(run: Run) -> None:
         for batch in run.batches:
             boxes = proposals(run, rois_per_image, batch, g)
             shapes = [run.image] * batch
-            for dtype in (torch.float32, torch.float16):
+            for dtype in (torch.float32, torch.float16, torch.bfloat16):
                 x = fpn_features(run, batch, dtype, g)
-                autocast = dtype == torch.float16
+                autocast = None if dtype == torch.float32 else dtype
                 poolers = {
                     "torchvision": torchvision.ops.MultiScaleRoIAlign(NAMES, size, 2),
                     "ours": MultiScaleRoIAlign(NAMES, size, 2, backend=run.backend),
                 }
                 for mode in ("forward", "forward+backward"):
                     times = {
-                        label: time_pooler(run, pooler, x, boxes, shapes, mode, autocast and label == "torchvision")
+                        label: time_pooler(
+                            run, pooler, x, boxes, shapes, mode, autocast if label == "torchvision" else None
+                        )
                         for label, pooler in poolers.items()
                     }
                     speedup = times["torchvision"] / times["ours"]

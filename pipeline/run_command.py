@@ -176,7 +176,7 @@ class _Progress:
 
 
 def status_line(stats: RunStats) -> str:
-    """`[12:00:01] cam1 running 4.9 fps, dropped 120, latency p50 0.41 s p99 0.62 s, 35 events | cam2 ...`"""
+    """`[12:00:01] cam1 running 4.9 fps, dropped 120, latency p50 0.41 s p99 0.62 s, 35 events | cam2 ... | batch 3.5`"""
     parts = []
     for s in stats.snapshot().values():
         p50, p99 = s.latency_percentile(0.5), s.latency_percentile(0.99)
@@ -185,6 +185,9 @@ def status_line(stats: RunStats) -> str:
             f"{s.source_id} {s.state} {s.fps():.1f} fps, dropped {s.frames_dropped}, {latency}, "
             f"{sum(s.events.values())} events"
         )
+    batch = stats.mean_batch_size()
+    if batch is not None:
+        parts.append(f"batch {batch:.1f}")  # realised frames per model batch, run-wide
     return f"[{time.strftime('%H:%M:%S')}] " + " | ".join(parts)
 
 

@@ -37,7 +37,7 @@ from sinks.paths import check_output_paths
 from sources.base import VideoSource
 from sources.open import open_source
 from stages.batcher import BatcherStage
-from stages.inference import Detector, InferenceStage, load_detector
+from stages.inference import Detector, InferenceStage, load_detector, wants_cudnn_benchmark, wants_warmup
 from stages.masks import MasksStage
 from stages.publish import PublishStage
 from stages.tracker import TrackerStage
@@ -82,7 +82,17 @@ STAGE_GRAPH: tuple[StageSpec, ...] = (
             low_latency=any(source.live for source in ctx.cfg.sources),
         ),
     ),
-    StageSpec("inference", 1, lambda ctx: InferenceStage(ctx.detector)),
+    StageSpec(
+        "inference",
+        1,
+        lambda ctx: InferenceStage(
+            ctx.detector,
+            warmup_batch=ctx.cfg.batcher.batch_size if wants_warmup(ctx.cfg.model, ctx.detector.device) else 0,
+            warmup_size=ctx.cfg.model.warmup_size,
+            cudnn_benchmark=wants_cudnn_benchmark(ctx.cfg.model, ctx.detector.device, ctx.cfg.sources),
+            stats=ctx.stats,
+        ),
+    ),
     StageSpec("masks", 2, lambda ctx: MasksStage(ctx.cfg.model.mask_threshold)),
     StageSpec("tracker", 2, lambda ctx: TrackerStage(ctx.cfg.tracker)),
     StageSpec(
@@ -183,9 +193,11 @@ class Pipeline:
         detector: Detector | None = None,
         event_sinks: list[EventSink] | None = None,
         frame_sinks: list[FrameSink] | None = None,
+        sources: dict[str, VideoSource] | None = None,
         run_id: str = "",
     ) -> None:
         self.cfg = cfg
+        self._given_sources = sources or {}  # by source id, instead of opening its URL (benchmarks, tests)
         self.detector = detector
         self._event_sinks = event_sinks
         self._frame_sinks = frame_sinks
@@ -314,8 +326,8 @@ class Pipeline:
                 on_drop=self._count_stale,
                 condition=self._group.condition,
             )
-            slot = _SourceSlot(source_cfg, self._group.add(queue))
-            if not live:
+            slot = _SourceSlot(source_cfg, self._group.add(queue), self._given_sources.get(source_cfg.id))
+            if not live and slot.source is None:
                 try:
                     slot.source = open_source(source_cfg)
                 except SourceError as exc:

@@ -56,6 +56,7 @@ class RunStats:
         self.sources: dict[str, SourceStats] = {}
         self.started = time.monotonic()
         self.finished: float | None = None
+        self.batch_sizes: deque[int] = deque(maxlen=64)  # frames per model batch, the latest batches
 
     def add_source(self, source_id: str, live: bool) -> None:
         with self._lock:
@@ -82,6 +83,10 @@ class RunStats:
             stats.latencies.append(latency_s)
             stats.done_times.append(time.monotonic())
 
+    def batch_done(self, frames: int) -> None:
+        with self._lock:
+            self.batch_sizes.append(frames)
+
     def events_published(self, source_id: str, events: list[dict[str, Any]]) -> None:
         with self._lock:
             stats = self.sources.get(source_id)
@@ -98,6 +103,12 @@ class RunStats:
     def snapshot(self) -> dict[str, SourceStats]:
         with self._lock:
             return {sid: _copy(s) for sid, s in self.sources.items()}
+
+    def mean_batch_size(self) -> float | None:
+        """Realised frames per model batch over the latest batches (below batcher.batch_size when the model
+        outruns the sources, or max_wait_ms sends partial batches); None before the first batch."""
+        with self._lock:
+            return sum(self.batch_sizes) / len(self.batch_sizes) if self.batch_sizes else None
 
     def elapsed(self) -> float:
         return (self.finished or time.monotonic()) - self.started

@@ -4,6 +4,10 @@ The model is run part by part (transform → backbone → RPN → RoI heads) ins
 its last step — torchvision's per-detection mask paste — is replaced by our batched paste (`stages.masks`), which
 runs in the next stage's thread while the model works on the next batch. Score threshold and detection cap are
 applied inside the RoI heads (fewer masks are computed); the class filter right after.
+
+Before its first real frame the stage can run one dummy batch (`model.warmup`, on by default on CUDA) so the
+first frames do not pay for kernel compilation and cuDNN's start-up, and it sets `cudnn.benchmark` where frame
+sizes are fixed (docs/PIPELINE.md, "GPU", has the trade-off).
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from typing import Any
 import torch
 from torchvision.models.detection.transform import resize_boxes
 
-from pipeline.config import ModelConfig
+from pipeline.config import ModelConfig, SourceConfig
 from pipeline.errors import WeightsError, config_error
 from pipeline.items import Batch, InferenceBatch, RawDetections
 from pipeline.metrics import BATCH_SIZE, INFERENCE_SECONDS
 from pipeline.stage import Stage
+from pipeline.stats import RunStats
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +78,7 @@ class Detector:
         model.eval().to(device)
         model.roi_heads.score_thresh = cfg.score_threshold
         model.roi_heads.detections_per_img = cfg.max_detections
-        precision = cfg.precision
-        if precision == "fp16" and device.type != "cuda":
-            log.warning("model.precision fp16 needs CUDA; running fp32 on %s", device)
-            precision = "fp32"
+        precision = supported_precision(cfg.precision, device)
         keep = None
         if cfg.classes is not None:
             unknown = [name for name in cfg.classes if name not in class_names]
@@ -92,8 +94,8 @@ class Detector:
     def detect(self, images: list[torch.Tensor]) -> list[RawDetections]:
         """Float CHW images in [0, 1] on the device → raw detections per image, boxes in the images' pixels."""
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
-        autocast = torch.autocast("cuda", dtype=torch.float16, enabled=self.precision == "fp16")
-        with autocast:
+        dtype = _AUTOCAST_DTYPES.get(self.precision)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             image_list, _ = self.model.transform(images)
             features = self.model.backbone(image_list.tensors)
             if isinstance(features, torch.Tensor):
@@ -109,6 +111,58 @@ class Detector:
                 boxes, scores, labels, masks = boxes[keep], scores[keep], labels[keep], masks[keep]
             results.append(RawDetections(boxes, scores, labels, masks))
         return results
+
+    def warm_up(self, batch_size: int, size: tuple[int, int]) -> float:
+        """One dummy batch through every part of the model, masks included; returns its seconds.
+
+        The first call compiles our RoIAlign kernel, initialises cuDNN (and, with cudnn.benchmark, times its
+        algorithms for this shape) and grows the allocator's pool; done here, the first real batch is not late.
+        The score threshold is lifted for the call so detections exist and the mask head runs too.
+        """
+        started = time.perf_counter()
+        heads = self.model.roi_heads
+        threshold = heads.score_thresh
+        images = [torch.full((3, *size), 0.5, device=self.device) for _ in range(batch_size)]
+        heads.score_thresh = 0.0
+        try:
+            self.detect(images)
+        finally:
+            heads.score_thresh = threshold
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - started
+
+
+_AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def supported_precision(precision: str, device: torch.device) -> str:
+    """The configured precision, or fp32 (with a warning) where the device cannot run it."""
+    if precision == "fp16" and device.type != "cuda":
+        log.warning("model.precision fp16 needs CUDA; running fp32 on %s", device)
+        return "fp32"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        log.warning("model.precision bf16: %s does not support bf16; running fp32", torch.cuda.get_device_name(device))
+        return "fp32"
+    return precision
+
+
+def wants_warmup(cfg: ModelConfig, device: torch.device) -> bool:
+    """`model.warmup`, where null means on CUDA only (on the CPU nothing is compiled or tuned: it costs seconds)."""
+    return cfg.warmup if cfg.warmup is not None else device.type == "cuda"
+
+
+def fixed_frame_size(source: SourceConfig) -> bool:
+    """Frames of one size for the whole run: a single file. A camera may switch resolution mid-stream, and files
+    played back to back (a list or a glob) may differ."""
+    return not source.live and isinstance(source.url, str) and not (set("*?[") & set(source.url))
+
+
+def wants_cudnn_benchmark(cfg: ModelConfig, device: torch.device, sources: Sequence[SourceConfig]) -> bool:
+    """`model.cudnn_benchmark`, where null means on CUDA when every source has a fixed frame size."""
+    if device.type != "cuda":
+        return False
+    return cfg.cudnn_benchmark if cfg.cudnn_benchmark is not None else all(map(fixed_frame_size, sources))
 
 
 def load_detector(cfg: ModelConfig) -> Detector:
@@ -134,8 +188,38 @@ class InferenceStage(Stage):
 
     name = "inference"
 
-    def __init__(self, detector: Detector) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        *,
+        warmup_batch: int = 0,
+        warmup_size: tuple[int, int] = (720, 1280),
+        cudnn_benchmark: bool = False,
+        stats: RunStats | None = None,
+    ) -> None:
         self.detector = detector
+        self.warmup_batch = warmup_batch  # 0 = no warm-up
+        self.warmup_size = warmup_size
+        self.cudnn_benchmark = cudnn_benchmark
+        self.stats = stats
+
+    def start(self) -> None:
+        if self.detector.device.type == "cuda":
+            # process-wide flag: set from the one stage that runs the model, before its first batch
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark
+            log.info("cudnn.benchmark %s", "on (input shapes are stable)" if self.cudnn_benchmark else "off")
+        if self.warmup_batch > 0:
+            height, width = self.warmup_size
+            log.info(
+                "warming up the model: one dummy batch of %d frames %dx%d on %s (%s)",
+                self.warmup_batch,
+                width,
+                height,
+                self.detector.device,
+                self.detector.precision,
+            )
+            seconds = self.detector.warm_up(self.warmup_batch, self.warmup_size)
+            log.info("warm-up done in %.2f s", seconds)
 
     def process(self, item: Batch) -> Iterable[InferenceBatch]:
         started = time.perf_counter()
@@ -144,4 +228,6 @@ class InferenceStage(Stage):
             torch.cuda.synchronize(self.detector.device)  # honest timing: the work is done, not just queued
         INFERENCE_SECONDS.observe(time.perf_counter() - started)
         BATCH_SIZE.observe(len(item.frames))
+        if self.stats is not None:
+            self.stats.batch_done(len(item.frames))
         return [InferenceBatch(item.frames, detections, item.created)]

@@ -24,7 +24,7 @@ def test_gpu_script_smoke_run_passes_its_checks_and_writes_results(tmp_path: Pat
     results = json.loads(out.read_text())
     assert results["checks"] and all(check["ok"] for check in results["checks"])
     combos = {(r["head"], r["batch"], r["dtype"], r["pass"]) for r in results["poolers"]}
-    assert len(combos) == 16  # 2 heads x 2 batches x 2 dtypes x (forward, forward+backward)
+    assert len(combos) == 24  # 2 heads x 2 batches x 3 dtypes x (forward, forward+backward)
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -25,8 +25,25 @@ class ModelConfig(StrictModel):
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",
         description="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.",
     )
-    precision: Literal["fp32", "fp16"] = Field(
-        "fp32", description="fp16 runs the model under autocast on CUDA (ignored with a warning on the CPU)."
+    precision: Literal["fp32", "fp16", "bf16"] = Field(
+        "fp32",
+        description="fp16 or bf16 runs the model under autocast. fp16: CUDA only (fp32 with a warning on the CPU); "
+        "bf16: CUDA with bf16 support, or the CPU.",
+    )
+    warmup: bool | None = Field(
+        None,
+        description="Run one dummy batch (batcher.batch_size frames at warmup_size, detections forced) before the "
+        "first real frame: compiles our RoIAlign kernel, initialises cuDNN and the allocator, so the first real "
+        "batch is not seconds late; null = on CUDA only.",
+    )
+    warmup_size: tuple[int, int] = Field(
+        (720, 1280), description="Height and width of the warm-up frames (the model resizes them like real ones)."
+    )
+    cudnn_benchmark: bool | None = Field(
+        None,
+        description="torch.backends.cudnn.benchmark: cuDNN times its algorithms for each new input shape and keeps "
+        "the fastest (faster when shapes repeat; every new shape costs a stall). null = on with CUDA when every "
+        "source is a single file (a camera may switch resolution mid-stream; files played back to back may differ).",
     )
     score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Detections scoring below this are dropped.")
     mask_threshold: float = Field(
@@ -44,6 +61,13 @@ class ModelConfig(StrictModel):
     threads: int | None = Field(
         None, ge=1, description="CPU threads for the model (torch intra-op); null = torch's default (one per core)."
     )
+
+    @field_validator("warmup_size")
+    @classmethod
+    def _positive_size(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 16:
+            raise ValueError(f"both sides must be at least 16 pixels (got {list(value)})")
+        return value
 
     @field_validator("weights", "arch")
     @classmethod
