@@ -32,6 +32,7 @@ PACKAGES = (
 # import the packages that plug into it (stages, sources, sinks, the consumer SDK, the tools).
 GLUE = {
     "pipeline/runner.py",
+    "pipeline/graph.py",
     "pipeline/cli.py",
     "pipeline/run_command.py",
     "pipeline/tail_command.py",
