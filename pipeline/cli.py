@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "synth.cli",  # synth
     "training.cli",  # train, eval
     "evaluation.tracking_cli",  # eval-tracking
+    "maskrcnn.weights_cli",  # weights list, weights fetch
 )
 
 

@@ -181,7 +181,8 @@ def status_line(stats: RunStats) -> str:
             f"{s.source_id} {s.state} {s.fps():.1f} fps, dropped {s.frames_dropped}, {latency}, "
             f"{sum(s.events.values())} events"
         )
-    return f"[{time.strftime('%H:%M:%S')}] " + " | ".join(parts)
+    model = f"model {stats.model} | " if stats.model else ""
+    return f"[{time.strftime('%H:%M:%S')}] {model}" + " | ".join(parts)
 
 
 def _print_summary(report: RunReport) -> None:

@@ -56,6 +56,7 @@ class RunStats:
         self.sources: dict[str, SourceStats] = {}
         self.started = time.monotonic()
         self.finished: float | None = None
+        self.model = ""  # the model in use, as the status line names it (set once it is loaded)
 
     def add_source(self, source_id: str, live: bool) -> None:
         with self._lock:

@@ -1,0 +1,93 @@
+"""What the COCO architectures cost on a CPU, per knob: input size (`model.min_size`) and detections per frame.
+
+    nice -n 10 .venv/bin/python benchmarks/coco_cpu_speed.py [--arch resnet50_fpn_coco] [--sizes 360,480,600,800]
+                                                             [--detections 100,10] [--threads 2] [--repeats 3]
+
+Random weights of the real architecture: the speed of a network does not depend on its weight values, only on its
+shapes and on how many detections reach the mask head. So the number of detections is forced (score threshold 0,
+`box_detections_per_img` = N, NMS off): N = 100 is torchvision's cap (a crowded frame, or a low threshold), a small
+N is a quiet scene with a sensible threshold. Input: one 640x360 synthetic still (pixel values do not change the
+cost when the detection count is forced). Whole model call (resize, backbone, RPN, heads, mask paste), one frame per
+call, median of `--repeats` calls after one warm-up. Accuracy is not measured here (random weights have none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from maskrcnn import build_model
+
+
+def frame_640x360() -> torch.Tensor:
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    from synth import render_dataset
+
+    directory = render_dataset(Path(tempfile.mkdtemp()) / "frames", images=1, seed=424242, size=(640, 360))
+    path = sorted((directory / "images").glob("*.jpg"))[0]
+    return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1).float().div(255)
+
+
+def median_seconds(model: torch.nn.Module, frame: torch.Tensor, repeats: int) -> tuple[float, float]:
+    with torch.inference_mode():
+        model([frame])  # warm-up: allocator, lazy initialisation
+        seconds, detections = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            (out,) = model([frame])
+            seconds.append(time.perf_counter() - start)
+            detections.append(len(out["boxes"]))
+    return statistics.median(seconds), statistics.mean(detections)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="resnet50_fpn_coco")
+    parser.add_argument("--sizes", default="360,480,600,800", help="model.min_size values (shorter side, px)")
+    parser.add_argument("--max-size", type=int, default=1333, help="model.max_size (longer side cap, px)")
+    parser.add_argument("--detections", default="100,10", help="forced detections per frame")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    frame = frame_640x360()
+    print(f"# coco_cpu_speed  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  {platform.node()}  {platform.processor() or ''}")
+    print(f"# command: {' '.join(sys.argv)}")
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, frame {tuple(frame.shape)}, random weights")
+    print(f"# load average (1/5/15 min): {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print("| arch | min_size | model input | detections | s/frame | frames/s |")
+    print("|---|---|---|---|---|---|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        model = build_model(args.arch, min_size=size, max_size=args.max_size).eval()
+        heads = model.roi_heads
+        heads.score_thresh, heads.nms_thresh = 0.0, 1.0  # every candidate survives: the count is what we force
+        with torch.inference_mode():
+            resized = model.transform([frame])[0].image_sizes[0]
+        for count in (int(n) for n in args.detections.split(",")):
+            heads.detections_per_img = count
+            seconds, got = median_seconds(model, frame, args.repeats)
+            print(
+                f"| {args.arch} | {size} | {resized[1]}x{resized[0]} | {got:.0f} | {seconds:.2f} | {1 / seconds:.2f} |",
+                flush=True,
+            )
+    print(f"# load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
