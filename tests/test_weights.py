@@ -278,6 +278,8 @@ def test_a_corrupt_cached_file_is_reported_by_list_and_refused_by_run(
 
     v1 = _place(hub, "maskrcnn_resnet50_fpn_coco", b"intact bytes", monkeypatch, V1)
     v1.write_bytes(b"bytes flipped on disk")  # same name, other content
+    with pytest.raises(WeightsError, match="checksum mismatch"):  # also when passed as a file keeping its name
+        resolve_weights(str(v1), None)
     assert main(["weights", "list"]) == 1
     out = capsys.readouterr().out
     assert f"{v1}  present, 0.0 MB, CHECKSUM MISMATCH" in out and "would refuse to start" in out
