@@ -9,6 +9,8 @@ shapes and on how many detections reach the mask head. So the number of detectio
 N is a quiet scene with a sensible threshold. Input: one 640x360 synthetic still (pixel values do not change the
 cost when the detection count is forced). Whole model call (resize, backbone, RPN, heads, mask paste), one frame per
 call, median of `--repeats` calls after one warm-up. Accuracy is not measured here (random weights have none).
+Baseline, measured in the same run: the bundled model's architecture (`slim_resnet_fpn_light`, its 360-px input)
+with the same forced detection counts; the `x bundled` column is the COCO model's time over the baseline's.
 """
 
 from __future__ import annotations
@@ -70,19 +72,24 @@ def main() -> int:
     print(f"# command: {' '.join(sys.argv)}")
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, frame {tuple(frame.shape)}, random weights")
     print(f"# load average (1/5/15 min): {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs")
-    print("| arch | min_size | model input | detections | s/frame | frames/s |")
-    print("|---|---|---|---|---|---|")
-    for size in (int(s) for s in args.sizes.split(",")):
-        model = build_model(args.arch, min_size=size, max_size=args.max_size).eval()
+    print("| arch | min_size | model input | detections | s/frame | frames/s | x bundled |")
+    print("|---|---|---|---|---|---|---|")
+    counts = [int(n) for n in args.detections.split(",")]
+    baseline: dict[int, float] = {}
+    runs = [("slim_resnet_fpn_light", 360, 640)] + [(args.arch, int(s), args.max_size) for s in args.sizes.split(",")]
+    for arch, size, max_size in runs:
+        model = build_model(arch, min_size=size, max_size=max_size).eval()
         heads = model.roi_heads
         heads.score_thresh, heads.nms_thresh = 0.0, 1.0  # every candidate survives: the count is what we force
         with torch.inference_mode():
             resized = model.transform([frame])[0].image_sizes[0]
-        for count in (int(n) for n in args.detections.split(",")):
+        for count in counts:
             heads.detections_per_img = count
             seconds, got = median_seconds(model, frame, args.repeats)
+            baseline.setdefault(count, seconds)
             print(
-                f"| {args.arch} | {size} | {resized[1]}x{resized[0]} | {got:.0f} | {seconds:.2f} | {1 / seconds:.2f} |",
+                f"| {arch} | {size} | {resized[1]}x{resized[0]} | {got:.0f} | {seconds:.2f} | {1 / seconds:.2f} "
+                f"| {seconds / baseline[count]:.1f} |",
                 flush=True,
             )
     print(f"# load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")

@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--annotate", metavar="FILE.mp4", help="write an annotated video (masks, boxes, track ids)")
     parser.add_argument("--mot-out", metavar="DIR", help="write MOTChallenge track files, one per source")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (model.device)")
-    parser.add_argument("--weights", metavar="FILE", help="model weights (.safetensors); default: the bundled model")
+    parser.add_argument("--weights", metavar="FILE", help="model weights: auto (default), bundled, or a file")
     parser.add_argument("--metrics-port", type=int, metavar="PORT", help="serve /metrics, /healthz, /readyz here")
     parser.add_argument(
         "--set",
