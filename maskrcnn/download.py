@@ -102,13 +102,11 @@ def _fetch_into(url: str, part: Path, progress: bool, timeout_s: float) -> int |
             offset = 0
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
-        _copy(response, part, offset, total, progress, url)
+        _copy(response, part, offset, total, progress)
     return total
 
 
-def _copy(
-    response: http.client.HTTPResponse, part: Path, offset: int, total: int | None, progress: bool, url: str
-) -> None:
+def _copy(response: http.client.HTTPResponse, part: Path, offset: int, total: int | None, progress: bool) -> None:
     from tqdm import tqdm
 
     bar = tqdm(
@@ -121,25 +119,20 @@ def _copy(
         disable=not progress,
         file=sys.stderr,
     )
-    with bar, part.open("ab") as out:
-        while True:
-            try:
-                chunk = response.read(CHUNK)
-            except (http.client.HTTPException, OSError) as exc:  # IncompleteRead, reset, timeout
-                raise _CutConnection(_reason(exc)) from None
-            if not chunk:
-                break
-            try:
-                out.write(chunk)
-            except OSError as exc:
-                _close_quietly(out)
-                _remove(part)
-                raise WeightsError(
-                    f"{part}: write failed: {exc.strerror or exc}; the partial download was removed"
-                ) from None
-            bar.update(len(chunk))
+    # unbuffered: a write error (disk full) surfaces at the write that failed, never later at close
+    with bar, part.open("ab", buffering=0) as out:
         try:
-            out.flush()
+            while True:
+                try:
+                    chunk = response.read(CHUNK)
+                except (http.client.HTTPException, OSError) as exc:  # IncompleteRead, reset, timeout
+                    raise _CutConnection(_reason(exc)) from None
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[out.write(view) :]
+                bar.update(len(chunk))
             os.fsync(out.fileno())
         except OSError as exc:
             _remove(part)
@@ -184,8 +177,3 @@ def _remove(path: Path) -> None:
 def _remove_if_empty(path: Path) -> None:
     if path.exists() and _size(path) == 0:
         _remove(path)
-
-
-def _close_quietly(handle) -> None:
-    with contextlib.suppress(OSError):
-        handle.close()
