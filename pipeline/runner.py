@@ -225,7 +225,9 @@ class Pipeline:
                     sink.close(1.0)
                 raise
         self.model_ready.set()
-        self.stats.model = model_label(self.detector.info)
+        if self.detector.info:  # a detector built by the model factory (tests may inject bare ones)
+            self.stats.model = model_label(self.detector.info)
+            log.info("model: %s on %s", self.stats.model, self.detector.device)
         warn_if_bundled_on_real_footage(self.detector.info, [(s.cfg.id, _local_files(s)) for s in self._slots])
         frame_sinks = (
             self._frame_sinks
