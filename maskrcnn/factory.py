@@ -114,35 +114,38 @@ def resolve_weights(weights: str | Path | None, arch: str | None) -> tuple[Path,
     """
     if arch is not None:
         get_architecture(arch)  # an unknown name fails first, listing the known ones
-    if weights == "bundled" or (weights in (None, "auto") and arch == BUNDLED_ARCH):
-        if arch not in (None, BUNDLED_ARCH):
-            raise WeightsError(f"the bundled model is {BUNDLED_ARCH!r}, not {arch!r}")
-        return _bundled(), BUNDLED_ARCH
+    if weights not in (None, "auto", "bundled"):
+        return _weights_file(Path(weights), arch)
+    if weights == "bundled" and arch not in (None, BUNDLED_ARCH):
+        raise WeightsError(f"the bundled model is {BUNDLED_ARCH!r}, not {arch!r}")
     if weights == "auto" and arch is None:
         best = best_present()
-        if best is None:
-            return _bundled(), BUNDLED_ARCH
-        verify(best.cached_path(), best)
-        return best.cached_path(), best.arch
-    if weights in (None, "auto"):
-        if arch is None:
-            return _bundled(), BUNDLED_ARCH
-        checkpoint = checkpoint_for(arch)
-        if checkpoint is None:
-            raise WeightsError(f"architecture {arch!r} has no downloadable weights: pass a weights file")
-        path = checkpoint.cached_path()
-        if not path.is_file():
-            raise WeightsError(f"no weights for {arch!r} at {path}: run `maskstream weights fetch {arch}`")
-        verify(path, checkpoint)
-        return path, arch
-    path = Path(weights)
+        arch = best.arch if best is not None else BUNDLED_ARCH
+    if weights == "bundled" or arch in (None, BUNDLED_ARCH):
+        return _bundled(), BUNDLED_ARCH
+    return _cached_checkpoint(arch), arch
+
+
+def _weights_file(path: Path, arch: str | None) -> tuple[Path, str | None]:
+    """A file given by path; one that keeps torchvision's official name is checked like a cached one."""
     known = checkpoint_by_file_name(path.name)
-    if known is not None and path.is_file():
-        if arch is not None and arch != known.arch:
-            raise WeightsError(f"{path}: torchvision's checkpoint of {known.arch!r}, not of {arch!r}")
-        verify(path, known)
-        return path, known.arch
-    return path, arch
+    if known is None or not path.is_file():
+        return path, arch
+    if arch is not None and arch != known.arch:
+        raise WeightsError(f"{path}: torchvision's checkpoint of {known.arch!r}, not of {arch!r}")
+    verify(path, known)
+    return path, known.arch
+
+
+def _cached_checkpoint(arch: str) -> Path:
+    checkpoint = checkpoint_for(arch)
+    if checkpoint is None:
+        raise WeightsError(f"architecture {arch!r} has no downloadable weights: pass a weights file")
+    path = checkpoint.cached_path()
+    if not path.is_file():
+        raise WeightsError(f"no weights for {arch!r} at {path}: run `maskstream weights fetch {arch}`")
+    verify(path, checkpoint)
+    return path
 
 
 def _bundled() -> Path:
