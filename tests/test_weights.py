@@ -339,3 +339,21 @@ def test_the_status_line_names_the_model() -> None:
     stats.add_source("cam", live=True)
     stats.model = model_label({"arch": V1, "weights": "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth", "bundled": False})
     assert "] model resnet50_fpn_coco (maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth) | cam opening" in status_line(stats)
+
+
+def test_a_live_camera_counts_as_real_footage(caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline.model_notice import warn_if_bundled_on_real_footage
+
+    bundled = {"arch": "slim_resnet_fpn_light", "weights": BUNDLED_WEIGHTS.name, "bundled": True}
+    assert warn_if_bundled_on_real_footage(bundled, [("door", None)])  # None: a live source
+    assert not warn_if_bundled_on_real_footage({**bundled, "bundled": False}, [("door", None)])
+    assert len([r for r in caplog.records if r.name == "maskstream.model"]) == 1
+
+
+def test_the_input_size_knobs_reach_the_model() -> None:
+    from pipeline.config import ModelConfig
+    from stages.inference import load_detector
+
+    detector = load_detector(ModelConfig(weights="bundled", device="cpu", min_size=240, max_size=400))
+    assert detector.model.transform.min_size == (240,) and detector.model.transform.max_size == 400
+    assert detector.info["bundled"] and detector.arch == "slim_resnet_fpn_light"
