@@ -184,7 +184,7 @@ def _default_detector() -> Any:
     from stages.inference import load_detector
 
     # A low score threshold so that the low-score association stage has something to work with.
-    return load_detector(ModelConfig(score_threshold=0.1, device="auto"))
+    return load_detector(ModelConfig(weights="bundled", score_threshold=0.1, device="auto"))
 
 
 COLUMNS = ("HOTA", "DetA", "AssA", "LocA", "MOTA", "IDF1", "IDSW", "mask HOTA", "sMOTSA")

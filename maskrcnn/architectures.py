@@ -12,7 +12,14 @@ from functools import partial
 from typing import Any
 
 from torch import nn
-from torchvision.models.detection import MaskRCNN, maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
+from torchvision.models import WeightsEnum
+from torchvision.models.detection import (
+    MaskRCNN,
+    MaskRCNN_ResNet50_FPN_V2_Weights,
+    MaskRCNN_ResNet50_FPN_Weights,
+    maskrcnn_resnet50_fpn,
+    maskrcnn_resnet50_fpn_v2,
+)
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
@@ -29,8 +36,14 @@ class Architecture:
     build: Callable[..., MaskRCNN]  # build(num_classes, **options) -> MaskRCNN with random weights
     default_classes: tuple[str, ...]  # label id -> name, 0 = "__background__"
     input_size: tuple[int, int]  # (min_size, max_size) of the model's resize transform
-    hub_file: str | None = None  # torchvision's checkpoint name in torch.hub's cache, if any
+    # torchvision's official checkpoint (its URL and the SHA-256 prefix in the file name), if one exists
+    torchvision_weights: WeightsEnum | None = None
     description: str = ""
+
+    @property
+    def hub_file(self) -> str | None:
+        """The checkpoint's file name, as torch.hub caches it (`<name>-<sha256 prefix>.pth`)."""
+        return self.torchvision_weights.url.rsplit("/", 1)[-1] if self.torchvision_weights else None
 
 
 def _resnet50_fpn(num_classes: int, *, v2: bool = False, **options: Any) -> MaskRCNN:
@@ -127,7 +140,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             _resnet50_fpn,
             COCO_CATEGORY_NAMES,
             (800, 1333),
-            hub_file="maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
+            torchvision_weights=MaskRCNN_ResNet50_FPN_Weights.COCO_V1,
             description="torchvision's Mask R-CNN R50-FPN (box 37.9 / mask 34.6 COCO AP with its weights)",
         ),
         Architecture(
@@ -135,7 +148,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             partial(_resnet50_fpn, v2=True),
             COCO_CATEGORY_NAMES,
             (800, 1333),
-            hub_file="maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+            torchvision_weights=MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
             description="torchvision's Mask R-CNN R50-FPN v2 (box 47.4 / mask 41.8 COCO AP with its weights)",
         ),
         Architecture(

@@ -11,12 +11,14 @@ import torch
 from torchvision.models.detection import MaskRCNN
 
 from maskrcnn.architectures import ARCHITECTURES, Architecture
+from maskrcnn.checkpoints import best_present, checkpoint_by_file_name, checkpoint_for, verify
 from maskrcnn.weights import load_state_dict, read_metadata
 from pipeline.errors import WeightsError
 
 log = logging.getLogger(__name__)
 
 BUNDLED_WEIGHTS = Path(__file__).parent / "weights" / "maskstream-light-synth.safetensors"
+BUNDLED_ARCH = "slim_resnet_fpn_light"
 ROI_ALIGN_BACKENDS = ("auto", "torchvision", "cupy", "host")
 
 
@@ -32,6 +34,14 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def bundled(self) -> bool:
+        return self.weights is not None and self.weights.resolve() == BUNDLED_WEIGHTS.resolve()
+
+    def describe(self) -> dict[str, Any]:
+        """What `stream.started` and the status line say about the model: architecture, weights file name."""
+        return {"arch": self.arch, "weights": self.weights.name if self.weights else None, "bundled": self.bundled}
 
 
 def list_architectures() -> list[str]:
@@ -52,11 +62,12 @@ def build_model(arch: str, num_classes: int | None = None, **options: Any) -> Ma
 
 
 def find_hub_weights(arch: str) -> Path | None:
-    """torchvision's checkpoint for `arch` in torch.hub's cache, if the user has it (we never download)."""
-    spec = get_architecture(arch)
-    if spec.hub_file is None:
+    """torchvision's checkpoint for `arch` in torch.hub's cache, if present (`maskstream weights fetch` puts it there)."""
+    get_architecture(arch)
+    checkpoint = checkpoint_for(arch)
+    if checkpoint is None:
         return None
-    path = Path(torch.hub.get_dir()) / "checkpoints" / spec.hub_file
+    path = checkpoint.cached_path()
     return path if path.is_file() else None
 
 
@@ -70,12 +81,13 @@ def load_model(
     """Load a model for inference.
 
     weights: our safetensors file (architecture and classes come from its metadata), a torchvision `.pth`
-    (needs `arch`), or None — the bundled model, or with `arch` torchvision's checkpoint from the hub cache.
+    (needs `arch` unless it keeps torchvision's file name), "bundled", "auto" (see `resolve_weights`), or None —
+    the bundled model, or with `arch` torchvision's checkpoint from the hub cache.
     `options` go to the architecture's builder (e.g. `min_size`).
     """
     if roi_align not in ROI_ALIGN_BACKENDS:
         raise WeightsError(f"roi_align must be one of {', '.join(ROI_ALIGN_BACKENDS)} (got {roi_align!r})")
-    path = _resolve_weights(weights, arch)
+    path, arch = resolve_weights(weights, arch)
     metadata = read_metadata(path) if path.suffix == ".safetensors" else {}
     file_arch = metadata.get("arch")
     if arch and file_arch and arch != file_arch:
@@ -93,18 +105,53 @@ def load_model(
     return LoadedModel(model, arch, class_names, metadata, path, backend)
 
 
-def _resolve_weights(weights: str | Path | None, arch: str | None) -> Path:
-    if weights is not None:
-        return Path(weights)
-    if arch is None or arch == "slim_resnet_fpn_light":
-        if not BUNDLED_WEIGHTS.is_file():
-            raise WeightsError(f"the bundled model is missing: {BUNDLED_WEIGHTS}")
-        return BUNDLED_WEIGHTS
-    hub = find_hub_weights(arch)
-    if hub is None:
-        expected = Path(torch.hub.get_dir()) / "checkpoints" / (get_architecture(arch).hub_file or "?")
-        raise WeightsError(f"no weights for {arch!r}: pass a file, or place torchvision's checkpoint at {expected}")
-    return hub
+def resolve_weights(weights: str | Path | None, arch: str | None) -> tuple[Path, str | None]:
+    """(weights file, architecture or None = from the file's metadata) for `load_model`'s arguments.
+
+    "auto": with `arch`, that architecture's weights; without, the best COCO checkpoint in the cache (v2, then v1),
+    else the bundled model. A torchvision checkpoint (in the cache, or a file keeping its official name) is
+    checked against the SHA-256 prefix in its name: a corrupt file is refused in one line, never loaded.
+    """
+    if arch is not None:
+        get_architecture(arch)  # an unknown name fails first, listing the known ones
+    if weights not in (None, "auto", "bundled"):
+        return _weights_file(Path(weights), arch)
+    if weights == "bundled" and arch not in (None, BUNDLED_ARCH):
+        raise WeightsError(f"the bundled model is {BUNDLED_ARCH!r}, not {arch!r}")
+    if weights == "auto" and arch is None:
+        best = best_present()
+        arch = best.arch if best is not None else BUNDLED_ARCH
+    if weights == "bundled" or arch in (None, BUNDLED_ARCH):
+        return _bundled(), BUNDLED_ARCH
+    return _cached_checkpoint(arch), arch
+
+
+def _weights_file(path: Path, arch: str | None) -> tuple[Path, str | None]:
+    """A file given by path; one that keeps torchvision's official name is checked like a cached one."""
+    known = checkpoint_by_file_name(path.name)
+    if known is None or not path.is_file():
+        return path, arch
+    if arch is not None and arch != known.arch:
+        raise WeightsError(f"{path}: torchvision's checkpoint of {known.arch!r}, not of {arch!r}")
+    verify(path, known)
+    return path, known.arch
+
+
+def _cached_checkpoint(arch: str) -> Path:
+    checkpoint = checkpoint_for(arch)
+    if checkpoint is None:
+        raise WeightsError(f"architecture {arch!r} has no downloadable weights: pass a weights file")
+    path = checkpoint.cached_path()
+    if not path.is_file():
+        raise WeightsError(f"no weights for {arch!r} at {path}: run `maskstream weights fetch {arch}`")
+    verify(path, checkpoint)
+    return path
+
+
+def _bundled() -> Path:
+    if not BUNDLED_WEIGHTS.is_file():
+        raise WeightsError(f"the bundled model is missing: {BUNDLED_WEIGHTS}")
+    return BUNDLED_WEIGHTS
 
 
 def _load_into(model: MaskRCNN, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:

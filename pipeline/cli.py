@@ -36,6 +36,7 @@ COMMANDS = (
     Command(
         "eval-tracking", "evaluation.tracking_cli", "score trackers on synthetic clips (HOTA, MOTA, IDF1, mask HOTA)"
     ),
+    Command("weights", "maskrcnn.weights_cli", "list the model weights maskstream can use, or fetch COCO checkpoints"),
 )
 
 

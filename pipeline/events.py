@@ -74,8 +74,15 @@ class EventBuilder:
     start time) keeps those ids apart from the previous run's if consumers dedupe across restarts.
     """
 
-    def __init__(self, class_names: list[str] | tuple[str, ...], frame_summary: bool = False, run_id: str = "") -> None:
+    def __init__(
+        self,
+        class_names: list[str] | tuple[str, ...],
+        frame_summary: bool = False,
+        run_id: str = "",
+        model: dict[str, Any] | None = None,
+    ) -> None:
         self.class_names = list(class_names)
+        self.model = dict(model or {})  # named in every `stream.started` info (arch, weights file, bundled)
         self.frame_summary = frame_summary
         self._prefix = f"{run_id}:" if run_id else ""
         # per source and stream-event kind: how many we built, so stream event ids are unique and deterministic
@@ -105,6 +112,8 @@ class EventBuilder:
         self._status_counts[(status.source_id, kind)] += 1
         event = self._common(status.source_id, f"stream.{kind}", f"s:{kind}:{ordinal}", status.frame_index)
         event.update(capture_time=float(status.time), reason=status.reason, info=_jsonable(status.info))
+        if kind == "started" and self.model:
+            event["info"]["model"] = dict(self.model)
         return event
 
     def for_ended_tracks(self, source_id: str, transitions: Iterable[TrackTransition]) -> list[dict[str, Any]]:

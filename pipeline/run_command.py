@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--annotate", metavar="FILE.mp4", help="write an annotated video (masks, boxes, track ids)")
     parser.add_argument("--mot-out", metavar="DIR", help="write MOTChallenge track files, one per source")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (model.device)")
-    parser.add_argument("--weights", metavar="FILE", help="model weights (.safetensors); default: the bundled model")
+    parser.add_argument("--weights", metavar="FILE", help="model weights: auto (default), bundled, or a file")
     parser.add_argument("--metrics-port", type=int, metavar="PORT", help="serve /metrics, /healthz, /readyz here")
     parser.add_argument(
         "--set",
@@ -188,7 +188,8 @@ def status_line(stats: RunStats) -> str:
     batch = stats.mean_batch_size()
     if batch is not None:
         parts.append(f"batch {batch:.1f}")  # realised frames per model batch, run-wide
-    return f"[{time.strftime('%H:%M:%S')}] " + " | ".join(parts)
+    model = f"model {stats.model} | " if stats.model else ""
+    return f"[{time.strftime('%H:%M:%S')}] {model}" + " | ".join(parts)
 
 
 def _print_summary(report: RunReport) -> None:

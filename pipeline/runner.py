@@ -29,6 +29,7 @@ from pipeline.events import EventBuilder
 from pipeline.graph import STAGE_GRAPH, GraphContext, build_event_sinks, build_frame_sinks
 from pipeline.items import Frame, StreamStatus
 from pipeline.metrics import FRAMES_DROPPED
+from pipeline.model_notice import model_label, warn_if_bundled_on_real_footage
 from pipeline.queues import BoundedQueue, QueueClosed, QueueGroup
 from pipeline.redact import redact_text
 from pipeline.stage import StageThread
@@ -83,6 +84,13 @@ class _SourceSlot:
     thread: threading.Thread | None = None
     error: str | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
+
+
+def _local_files(slot: _SourceSlot) -> list[str] | None:
+    """The files an opened file source reads; None for a live source (real footage by definition)."""
+    if slot.cfg.live or slot.source is None:
+        return None if slot.cfg.live else []
+    return list(getattr(slot.source, "files", []))
 
 
 class Pipeline:
@@ -180,13 +188,20 @@ class Pipeline:
                     sink.close(1.0)
                 raise
         self.model_ready.set()
+        if self.detector.info:  # a detector built by the model factory (tests may inject bare ones)
+            self.stats.model = model_label(self.detector.info)
+            log.info("model: %s on %s", self.stats.model, self.detector.device)
+        warn_if_bundled_on_real_footage(self.detector.info, [(s.cfg.id, _local_files(s)) for s in self._slots])
         frame_sinks = (
             self._frame_sinks
             if self._frame_sinks is not None
             else build_frame_sinks(self.cfg, self.detector.class_names)
         )
         builder = EventBuilder(
-            self.detector.class_names, frame_summary=self.cfg.sinks.frame_summary, run_id=self.run_id
+            self.detector.class_names,
+            frame_summary=self.cfg.sinks.frame_summary,
+            run_id=self.run_id,
+            model=self.detector.info,
         )
         self._start_stages(builder, frame_sinks)
         for slot in self._slots:

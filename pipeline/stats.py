@@ -57,6 +57,7 @@ class RunStats:
         self.started = time.monotonic()
         self.finished: float | None = None
         self.batch_sizes: deque[int] = deque(maxlen=64)  # frames per model batch, the latest batches
+        self.model = ""  # the model in use, as the status line names it (set once it is loaded)
 
     def add_source(self, source_id: str, live: bool) -> None:
         with self._lock:

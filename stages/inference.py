@@ -58,6 +58,7 @@ class Detector:
     keep_labels: torch.Tensor | None = None  # label indices to keep (class filter); None = all
     arch: str = "unknown"
     metadata: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # names the model in `stream.started` and the status line
 
     @classmethod
     def from_model(
@@ -172,8 +173,10 @@ def load_detector(cfg: ModelConfig) -> Detector:
     device = resolve_device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    loaded = maskrcnn.load_model(weights=cfg.weights, arch=cfg.arch, device=device, roi_align=cfg.roi_align)
-    return Detector.from_model(
+    loaded = maskrcnn.load_model(
+        weights=cfg.weights, arch=cfg.arch, device=device, roi_align=cfg.roi_align, **cfg.builder_options()
+    )
+    detector = Detector.from_model(
         loaded.model,
         loaded.class_names,
         cfg,
@@ -181,6 +184,8 @@ def load_detector(cfg: ModelConfig) -> Detector:
         arch=loaded.arch,
         metadata=getattr(loaded, "metadata", None),
     )
+    detector.info = loaded.describe()
+    return detector
 
 
 class InferenceStage(Stage):

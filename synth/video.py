@@ -73,7 +73,11 @@ def _encode(path: str, width: int, height: int, rate: Fraction, crf: int) -> Non
     buffer = bytearray(frame_bytes)  # one buffer, reused: the same allocations in every run
     view = memoryview(buffer)
     source = sys.stdin.buffer
+    from synth.annotations import GENERATOR_VERSION
+    from synth.marker import marker_text
+
     with av.open(path, mode="w") as container:
+        container.metadata["comment"] = marker_text(GENERATOR_VERSION)  # says "synthetic" to the pipeline
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"

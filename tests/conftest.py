@@ -49,3 +49,15 @@ def pytest_runtest_makereport(item, call):
     if not any(word in reason for word in _HARDWARE_SKIPS):
         report.outcome = "failed"
         report.longrepr = f"skipped in strict mode (MASKSTREAM_STRICT_SKIPS=1): {reason}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _empty_torch_hub_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`model.weights: auto` picks COCO checkpoints from torch.hub's cache: keep a developer's cache out of tests."""
+    previous = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(tmp_path_factory.mktemp("torch-home"))
+    yield
+    if previous is None:
+        os.environ.pop("TORCH_HOME", None)
+    else:
+        os.environ["TORCH_HOME"] = previous

@@ -116,7 +116,7 @@ def test_shipped_configs_are_valid(name: str) -> None:
 def test_rtsp_config_reads_the_redis_password_from_the_environment() -> None:
     cfg = load_config(ROOT / "configs" / "rtsp.yaml", env={"REDIS_PASSWORD": "pw", "CAMERA_URL": "rtsp://c/1"})
     assert cfg.redis is not None and cfg.redis.url == "redis://:pw@localhost:6379/0"
-    assert cfg.sources[0].url == "rtsp://c/1" and cfg.sources[0].live and cfg.model.weights is None
+    assert cfg.sources[0].url == "rtsp://c/1" and cfg.sources[0].live and cfg.model.weights == "auto"
     with pytest.raises(ConfigError, match="REDIS_PASSWORD is not set"):
         load_config(ROOT / "configs" / "rtsp.yaml", env={})
 

@@ -32,7 +32,8 @@ def test_coco_checkpoint_saved_like_torchvision_gives_torchvision_detections(tmp
     torch.manual_seed(0)
     reference = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91, **SMALL).eval()
     reference.roi_heads.score_thresh = 0.0  # random weights: compare every detection, not just confident ones
-    path = tmp_path / "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
+    # not torchvision's file name: a file keeping that name is checked against the SHA-256 prefix in it
+    path = tmp_path / "random_maskrcnn_resnet50_fpn_coco.pth"
     torch.save(reference.state_dict(), path)  # exactly how torchvision's checkpoint files are stored
 
     loaded = load_model(path, arch="resnet50_fpn_coco", **SMALL)

@@ -12,10 +12,11 @@ from pipeline.config.base import StrictModel
 class ModelConfig(StrictModel):
     """Which Mask R-CNN runs, where, and which of its detections count."""
 
-    weights: str | None = Field(
-        None,
-        description="Path to a .safetensors weights file (ours, or torchvision COCO weights converted by "
-        "`maskrcnn`); null = the bundled model trained on synthetic scenes.",
+    weights: str = Field(
+        "auto",
+        description="auto = the best COCO checkpoint in torch.hub's cache (resnet50_fpn_v2_coco, then "
+        "resnet50_fpn_coco: `maskstream weights fetch NAME`), else the bundled model; bundled = the bundled model "
+        "(trained on synthetic scenes only); or a path: our .safetensors, or a torchvision .pth checkpoint.",
     )
     arch: str | None = Field(
         None, description="Registered architecture name; null = the one recorded in the weights' metadata."
@@ -58,6 +59,16 @@ class ModelConfig(StrictModel):
         description="RoIAlign implementation: auto = our CuPy kernel on CUDA when available, else torchvision's; "
         "cupy = our kernel (CUDA only); host = our kernel's CPU build (for verification, slow).",
     )
+    min_size: int | None = Field(
+        None,
+        ge=64,
+        description="Model input: frames are resized so their shorter side is this many px; null = the "
+        "architecture's (800 for the COCO models, 360 for the bundled one). The main speed knob on a CPU; smaller "
+        "misses small objects (docs/MODEL.md has measured speeds).",
+    )
+    max_size: int | None = Field(
+        None, ge=64, description="Model input: cap on the longer side after resizing, px; null = the architecture's."
+    )
     threads: int | None = Field(
         None, ge=1, description="CPU threads for the model (torch intra-op); null = torch's default (one per core)."
     )
@@ -69,8 +80,18 @@ class ModelConfig(StrictModel):
             raise ValueError(f"both sides must be at least 16 pixels (got {list(value)})")
         return value
 
-    @field_validator("weights", "arch")
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _empty_weights_is_auto(cls, value: str | None) -> str:
+        # `weights: ${MASKSTREAM_WEIGHTS:-}` in a config means "the default" when the variable is unset
+        return value or "auto"
+
+    @field_validator("arch")
     @classmethod
     def _empty_is_default(cls, value: str | None) -> str | None:
-        # `weights: ${MASKSTREAM_WEIGHTS:-}` in a config means "the default" when the variable is unset
         return value or None
+
+    def builder_options(self) -> dict[str, int]:
+        """Architecture options set here (the rest stay the architecture's defaults)."""
+        options = {"min_size": self.min_size, "max_size": self.max_size}
+        return {name: value for name, value in options.items() if value is not None}
