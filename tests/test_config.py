@@ -130,7 +130,7 @@ def test_command_line_values_replace_before_env_interpolation() -> None:
         env={},
     )
     assert cfg.redis is not None and cfg.redis.url == "redis://localhost:1/0"
-    assert [s.url for s in cfg.sources] == ["rtsp://x/y"] and cfg.model.weights is None
+    assert [s.url for s in cfg.sources] == ["rtsp://x/y"] and cfg.model.weights == "auto"
     # an override's own ${VAR} is still interpolated
     cfg = load_config(None, overrides=["redis.url=redis://:${PW}@h/0"], sources=["a.mp4"], env={"PW": "pw"})
     assert cfg.redis is not None and cfg.redis.url == "redis://:pw@h/0"
