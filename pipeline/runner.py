@@ -137,11 +137,16 @@ class Pipeline:
         event_sinks: list[EventSink] | None = None,
         frame_sinks: list[FrameSink] | None = None,
         run_id: str = "",
+        event_taps: list[EventSink] | None = None,
+        frame_taps: list[FrameSink] | None = None,
     ) -> None:
         self.cfg = cfg
         self.detector = detector
         self._event_sinks = event_sinks
         self._frame_sinks = frame_sinks
+        # sinks added to the configured (or given) ones, e.g. the live page's (pipeline/web)
+        self._event_taps = list(event_taps or [])
+        self._frame_taps = list(frame_taps or [])
         self.run_id = run_id
         self.stats = RunStats()
         self._group = QueueGroup()
@@ -223,7 +228,7 @@ class Pipeline:
             else build_frame_sinks(self.cfg, self.detector.class_names)
         )
         builder = EventBuilder(self.detector.class_names, run_id=self.run_id)
-        self._start_stages(builder, frame_sinks)
+        self._start_stages(builder, frame_sinks + self._frame_taps)
         for slot in self._slots:
             slot.thread = threading.Thread(target=self._source_main, args=(slot,), name=f"source-{slot.cfg.id}")
             slot.thread.daemon = True
@@ -290,7 +295,9 @@ class Pipeline:
             InferenceStage(self.detector),
             MasksStage(cfg.model.mask_threshold),
             TrackerStage(cfg.tracker),
-            PublishStage(builder, self.event_sinks, frame_sinks, self.stats, cfg.sinks.close_timeout_s),
+            PublishStage(
+                builder, self.event_sinks + self._event_taps, frame_sinks, self.stats, cfg.sinks.close_timeout_s
+            ),
         ]
         inbox: BoundedQueue | QueueGroup = self._group
         for position, stage in enumerate(stages):
