@@ -60,6 +60,14 @@ class HealthServer:
 
         class Handler(BaseHTTPRequestHandler):
             timeout = _SOCKET_TIMEOUT_S
+            default_request_version = "HTTP/1.0"  # errors to garbage requests still get a status line
+
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                # the client's fault is a 4xx: an unknown method or HTTP version is not our failure
+                code, message = {501: (405, "read-only: GET and HEAD only"), 505: (400, "HTTP/1.x only")}.get(
+                    code, (code, message)
+                )
+                super().send_error(code, message, explain)
 
             def parse_request(self) -> bool:
                 if len(self.raw_requestline) > _MAX_REQUEST_LINE:
