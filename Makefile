@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps trackeval==1.3.0
 	touch $(STAMP)
 
+# DEMO_ARGS, e.g. `make demo DEMO_ARGS=--hold`: keep the live page up after the clip ends (pipeline/demo.py --help)
 demo: install
-	$(PY) -m pipeline.demo
+	$(PY) -m pipeline.demo $(DEMO_ARGS)
 
 test: install
 	$(PY) -m pytest -q

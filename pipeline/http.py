@@ -107,11 +107,13 @@ class HealthServer:
                 elif web is not None:
                     try:
                         web.handle(self, path, query, head)
-                    except (OSError, ValueError):  # the client went away or stalled: nothing to answer
+                    except OSError:  # the client went away or stalled: nothing to answer
                         self.close_connection = True
                     except Exception:
                         log.exception("web: %s failed", path[:200])
                         self.close_connection = True
+                        with contextlib.suppress(Exception):  # one line for the client, the traceback in the log
+                            self.send_error(500, "internal error (see the server log)")
                 else:
                     self._reply(404, b"not found: try /metrics, /healthz, /readyz\n")
 

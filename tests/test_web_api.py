@@ -339,3 +339,35 @@ def test_event_feed_ring_tells_a_slow_reader_what_it_missed() -> None:
     assert missed == 0 and [seq for seq, _ in items] == list(range(21, 26))
     assert feed.since(25) == ([], 0)
     assert feed.rate("cam1") == pytest.approx(25 / 5.0)
+
+
+def test_web_config_shorthand_and_one_line_errors() -> None:
+    from pipeline.config import build_config
+    from pipeline.errors import ConfigError
+
+    base = {"sources": [{"id": "a", "url": "a.mp4"}]}
+    assert build_config({**base, "metrics": {"port": 9108}}).metrics.web.enabled  # on with metrics
+    assert not build_config({**base, "metrics": {"port": 9108, "web": False}}).metrics.web.enabled
+    with pytest.raises(ConfigError, match=r"metrics.*max_viewers \(64\) must leave at least 4") as error:
+        build_config({**base, "metrics": {"port": 9108, "web": {"max_viewers": 64}}})
+    assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match=r"metrics\.web\.path_prefix"):
+        build_config({**base, "metrics": {"port": 9108, "web": {"path_prefix": '/x"><script>'}}})
+
+
+def test_web_off_serves_metrics_only() -> None:
+    from pipeline.config import build_config
+    from pipeline.run_command import pipeline_with_server
+    from tests.servers import free_port
+
+    cfg = build_config({"sources": [{"id": "a", "url": "a.mp4"}], "metrics": {"port": free_port(), "web": False,
+                                                                              "host": "127.0.0.1"}})  # fmt: skip
+    _, server = pipeline_with_server(cfg)
+    assert server is not None and server.web is None
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("GET", "/")
+        assert connection.getresponse().status == 404
+        connection.close()
+    finally:
+        server.stop()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import logging
 import os
 import re
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
 
 from pipeline.config.observability import WebConfig
+from pipeline.events import encode_event
 from pipeline.stats import RunStats
 from pipeline.web.api import event_matches, feed_event, source_view, status_view
 from sinks.live_events import EventFeed
@@ -84,7 +84,10 @@ class WebApp:
 
     # --- routing ---------------------------------------------------------------------------------------------
     def handle(self, handler: BaseHTTPRequestHandler, path: str, query: str, head: bool) -> None:
-        request = Request(handler, unquote(path), parse_qs(query, max_num_fields=32), head)
+        try:
+            request = Request(handler, unquote(path), parse_qs(query, max_num_fields=32), head)
+        except ValueError:
+            return self._text(Request(handler, path, {}, head), 400, "bad query: at most 32 parameters")
         if request.path.startswith("/static/"):
             return self._static_file(request, request.path.removeprefix("/static/"))
         if not self._authorized(request):
@@ -249,7 +252,8 @@ class WebApp:
 
     # --- replies ---------------------------------------------------------------------------------------------
     def _json(self, request: Request, body: Any) -> None:
-        self._reply(request, 200, json.dumps(body).encode(), "application/json", {"Cache-Control": "no-store"})
+        # encode_event: strict JSON (a NaN becomes null), which every browser's JSON.parse accepts
+        self._reply(request, 200, encode_event(body).encode(), "application/json", {"Cache-Control": "no-store"})
 
     def _text(self, request: Request, code: int, message: str, headers: dict[str, str] | None = None) -> None:
         self._reply(request, code, (message + "\n").encode(), "text/plain; charset=utf-8", headers)
@@ -271,7 +275,7 @@ class WebApp:
 
 def _sse(kind: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return f"{head}event: {kind}\ndata: {encode_event(data)}\n\n".encode()
 
 
 def _frame_message(snapshot: Any) -> dict[str, Any]:
