@@ -67,7 +67,8 @@ class LiveView(FrameSink):
         self.jpeg_quality = jpeg_quality
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
-        self.encodes = 0  # JPEGs made so far (the cost benchmark and tests read it)
+        self.encodes = 0  # pictures drawn and JPEG-encoded so far (the cost benchmark and tests read these)
+        self.encode_cpu_s = 0.0  # CPU time of the viewers' threads spent drawing and encoding
 
     # --- the pipeline's side: O(1), never blocks on a viewer -------------------------------------------------
     def start_source(self, source_id: str, info: dict[str, Any]) -> None:
@@ -123,6 +124,7 @@ class LiveView(FrameSink):
             return snapshot
 
     def _encode(self, result: FrameResult, seq: int, highlight: int | None) -> Snapshot:
+        began = time.thread_time()
         names = list(self.class_names())
         if highlight is None:
             image = draw_result(result, names)
@@ -136,6 +138,7 @@ class LiveView(FrameSink):
         if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
             raise RuntimeError("JPEG encoding failed")
         self.encodes += 1
+        self.encode_cpu_s += time.thread_time() - began
         height, width = result.frame.size
         frame = result.frame
         return Snapshot(

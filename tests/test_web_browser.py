@@ -4,6 +4,7 @@ against a real run: one file source and one HTTP camera (a real HTTP server) tha
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -144,3 +145,7 @@ def test_killed_source_shows_as_reconnecting(page) -> None:
     assert time.monotonic() - began < 20
     assert _js(driver, "return document.querySelector('[data-source=cam1]').dataset.state") == "connected"
     assert SECRET not in driver.page_source
+    for path in ("/api/sources", "/api/events?limit=1000", "/api/status"):  # disconnect reasons included
+        with urllib.request.urlopen(page["base"] + path, timeout=10) as response:
+            body = response.read().decode()
+        assert SECRET not in body and "viewer:***@" in body if path == "/api/sources" else SECRET not in body

@@ -19,11 +19,12 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from pipeline.config.observability import WebConfig
 from pipeline.events import encode_event
+from pipeline.http import Observed
 from pipeline.stats import RunStats
 from pipeline.web.api import event_matches, feed_event, source_view, status_view
 from sinks.live_events import EventFeed
@@ -36,12 +37,6 @@ _STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
 _SOURCES_EVERY_S = 1.0  # the live stream's source list refresh
 _BACKLOG_EVENTS = 50  # events a freshly opened page starts with
 _FRAME_POLL_S = 0.1  # a new picture is noticed this soon (events wake the viewer at once)
-
-
-class Observed(Protocol):
-    def healthy(self) -> bool: ...
-
-    def ready(self) -> tuple[bool, str]: ...
 
 
 @dataclass
