@@ -92,8 +92,8 @@ def _hold(port: int) -> None:
     """Keep the process (and its live page) up until Ctrl-C."""
     print(f"\nmaskstream demo: done; the live page stays at http://127.0.0.1:{port}/ until Ctrl-C", flush=True)
     try:
-        while True:
-            time.sleep(3600)
+        while True:  # short sleeps: Ctrl-C may land on another thread, and Python acts on it between them
+            time.sleep(0.5)
     except KeyboardInterrupt:
         print()
 

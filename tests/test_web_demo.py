@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+import pipeline.demo
 import pipeline.runner
 from pipeline.demo import run_demo
 from tests.live_helpers import wait_for
 from tests.pipeline_helpers import tiny_detector
 from tests.servers import free_port
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
 
 def test_demo_prints_the_page_and_holds_it_until_ctrl_c(
@@ -27,6 +28,14 @@ def test_demo_prints_the_page_and_holds_it_until_ctrl_c(
     monkeypatch.delenv("REDIS_URL", raising=False)
     port = free_port()
     seen: dict[str, object] = {}
+    holding = threading.Event()
+    hold = pipeline.demo._hold
+
+    def note_the_hold(port: int) -> None:
+        holding.set()
+        hold(port)
+
+    monkeypatch.setattr(pipeline.demo, "_hold", note_the_hold)
 
     def visit_then_ctrl_c() -> None:
         def ended() -> dict | None:
@@ -39,6 +48,7 @@ def test_demo_prints_the_page_and_holds_it_until_ctrl_c(
 
         try:
             seen["source"] = wait_for(ended, 90, interval=0.3, message="the demo's source ended")
+            assert holding.wait(60), "the demo did not hold"
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
                 seen["page"] = response.status
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/sources/demo/frame.jpg", timeout=5) as r:
