@@ -301,7 +301,8 @@ def test_token_from_the_environment_guards_page_and_api(monkeypatch: pytest.Monk
 
 
 def test_page_is_relative_and_honours_a_proxy_prefix(server: Server) -> None:
-    body = server.get("/")[1]
+    _, body, headers = server.get("/")
+    assert "default-src 'self'" in headers["Content-Security-Policy"] and headers["Referrer-Policy"] == "no-referrer"
     assert b"<base" not in body and b'src="static/app.js"' in body and b'href="/' not in body
     assert b'<base href="/cams/live/">' in server.get("/", {"X-Forwarded-Prefix": "/cams/live/"})[1]
     hostile = server.get("/", {"X-Forwarded-Prefix": '/x"><script>alert(1)</script>'})[1]

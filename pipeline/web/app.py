@@ -37,6 +37,11 @@ _STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
 _SOURCES_EVERY_S = 1.0  # the live stream's source list refresh
 _BACKLOG_EVENTS = 50  # events a freshly opened page starts with
 _FRAME_POLL_S = 0.1  # a new picture is noticed this soon (events wake the viewer at once)
+_PAGE_HEADERS = {
+    # our own files only, pictures as data: URLs; no referrer, so a ?token= in the address never travels on
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 @dataclass
@@ -127,7 +132,7 @@ class WebApp:
             prefix = self.cfg.path_prefix
         base = f'<base href="{prefix}/">' if prefix else ""
         page = self._static["index.html"].replace(b"<!--BASE-->", base.encode())
-        self._reply(request, 200, page, _STATIC_TYPES[".html"], {"Cache-Control": "no-store"})
+        self._reply(request, 200, page, _STATIC_TYPES[".html"], {"Cache-Control": "no-store", **_PAGE_HEADERS})
 
     def _static_file(self, request: Request, name: str) -> None:
         body = self._static.get(name)
