@@ -3,6 +3,7 @@ HTTP camera that can be killed, and headless Chromium (Debian's `chromium` + `ch
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import tempfile
 import threading
@@ -10,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,49 @@ class HttpCamera:
             self.killed.set()
             self.server.shutdown()
             self.server.server_close()
+
+
+class PrefixProxy:
+    """A reverse proxy serving the server at `upstream_port` under `prefix`, the way nginx's
+    `location /prefix { proxy_pass http://upstream/; proxy_set_header X-Forwarded-Prefix /prefix; proxy_buffering off; }`
+    does: the prefix is stripped, streamed responses are passed through as they come."""
+
+    def __init__(self, upstream_port: int, prefix: str) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if not self.path.startswith(prefix):
+                    self.send_error(404)
+                    return
+                forwarded = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "last-event-id")}
+                upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                upstream.request(
+                    "GET", self.path[len(prefix) :] or "/", headers={**forwarded, "X-Forwarded-Prefix": prefix}
+                )
+                response = upstream.getresponse()
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("connection", "server", "date", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.end_headers()
+                try:
+                    while chunk := response.read1(65536):
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass
+                finally:
+                    upstream.close()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def chromium_available() -> bool:

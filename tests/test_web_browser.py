@@ -14,6 +14,7 @@ from pipeline.config import build_config
 from tests.live_helpers import (
     HttpCamera,
     MovingObjectDetector,
+    PrefixProxy,
     PublishTimes,
     chromium,
     chromium_available,
@@ -149,3 +150,18 @@ def test_killed_source_shows_as_reconnecting(page) -> None:
         with urllib.request.urlopen(page["base"] + path, timeout=10) as response:
             body = response.read().decode()
         assert SECRET not in body and "viewer:***@" in body if path == "/api/sources" else SECRET not in body
+
+
+def test_page_works_behind_a_reverse_proxy_under_a_path_prefix(page) -> None:
+    driver = page["driver"]
+    proxy = PrefixProxy(int(page["base"].rsplit(":", 1)[1]), "/cams/live")
+    try:
+        driver.get(f"http://127.0.0.1:{proxy.port}/cams/live")  # no trailing slash: the page's <base> fixes it
+        seq = "return Number(document.querySelector('[data-source=cam1] img')?.dataset.seq || 0)"
+        wait_for(lambda: _js(driver, seq) > 0, 20, message="a picture of cam1 through the proxy")
+        wait_for(lambda: _js(driver, "return document.querySelectorAll('#events li[data-type]').length") > 0, 10,
+                 message="events through the proxy")  # fmt: skip
+        states = _js(driver, "return [...document.querySelectorAll('article.source')].map(a => a.dataset.state)")
+        assert len(states) == 2 and all(states)
+    finally:
+        proxy.close()
