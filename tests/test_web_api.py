@@ -54,11 +54,14 @@ def result(source_id: str, index: int, size: tuple[int, int] = (180, 320), noise
 
 
 class Server:
-    def __init__(self, web: WebConfig | None = None, max_connections: int = 64) -> None:
+    def __init__(
+        self, web: WebConfig | None = None, max_connections: int = 64, source_ids: tuple[str, ...] = ("cam1", "cam2")
+    ) -> None:
         self.stats = RunStats()
-        for sid in ("cam1", "cam2"):
+        for sid in source_ids:
             self.stats.add_source(sid, live=True)
-        self.stats.update("cam1", state="running", info={"url": "rtsp://admin:hunter2@10.0.0.5/stream"})
+        if "cam1" in source_ids:
+            self.stats.update("cam1", state="running", info={"url": "rtsp://admin:hunter2@10.0.0.5/stream"})
         self.view = LiveView(lambda: ["background", "person"], max_fps=20)
         self.feed = EventFeed(capacity=100)
         self.app = WebApp(web or WebConfig(), Target(), self.stats, self.view, self.feed)

@@ -84,12 +84,12 @@ def test_page_loads_and_shows_each_source(page) -> None:
 
 def test_image_changes_over_time(page) -> None:
     driver = page["driver"]
-    seq = "return Number(document.querySelector('[data-source=cam1] img').dataset.seq)"
-    first = wait_for(lambda: _js(driver, seq), 20, message="a first picture of cam1")
-    src = _js(driver, "return document.querySelector('[data-source=cam1] img').src")
-    assert src.startswith("data:image/jpeg;base64,/9j/")  # a JPEG
-    wait_for(lambda: _js(driver, seq) > first, 10, message="a newer picture of cam1")
-    assert _js(driver, "return document.querySelector('[data-source=cam1] img').src") != src
+    # the picture's number and bytes read together: a new picture may land between two separate reads
+    picture = "const i = document.querySelector('[data-source=cam1] img'); return [Number(i.dataset.seq), i.src]"
+    first_seq, first_src = wait_for(lambda: (p := _js(driver, picture)) and p[0] and p, 20, message="a first picture")
+    assert first_src.startswith("data:image/jpeg;base64,/9j/")  # a JPEG
+    _, src = wait_for(lambda: (p := _js(driver, picture)) and p[0] > first_seq and p, 10, message="a newer picture")
+    assert src != first_src
     width = _js(driver, "return document.querySelector('[data-source=cam1] img').naturalWidth")
     assert width == 320  # the browser decoded it
 
@@ -165,3 +165,38 @@ def test_page_works_behind_a_reverse_proxy_under_a_path_prefix(page) -> None:
         assert len(states) == 2 and all(states)
     finally:
         proxy.close()
+
+
+def test_sixteen_cameras_share_one_connection() -> None:
+    """The page's design claim: 16 live pictures over one stream (an <img> per camera would stall at 6)."""
+    import threading
+
+    from tests.test_web_api import Server, result
+
+    ids = tuple(f"cam{i:02d}" for i in range(16))
+    server = Server(source_ids=ids)
+    stop = threading.Event()
+
+    def feed() -> None:  # like 16 cameras at ~5 fps each
+        index = 0
+        while not stop.is_set():
+            for sid in ids:
+                server.view.write(result(sid, index))
+            index += 1
+            time.sleep(0.2)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        with chromium() as driver:
+            driver.get(f"http://127.0.0.1:{server.port}/")
+            seqs = "return [...document.querySelectorAll('article.source img')].map(i => Number(i.dataset.seq))"
+            first = wait_for(lambda: (s := _js(driver, seqs)) and len(s) == 16 and all(s) and s, 30,
+                             message="16 pictures")  # fmt: skip
+            wait_for(lambda: all(b > a for a, b in zip(first, _js(driver, seqs), strict=True)), 30,
+                     message="all 16 pictures updating")  # fmt: skip
+            assert server.app.viewers == 1 and server.http.connections == 1  # the page's one stream, nothing else
+    finally:
+        stop.set()
+        feeder.join(5)
+        server.http.stop()
