@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps trackeval==1.3.0
 	touch $(STAMP)
 
+# DEMO_ARGS, e.g. `make demo DEMO_ARGS=--hold`: keep the live page up after the clip ends (pipeline/demo.py --help)
 demo: install
-	$(PY) -m pipeline.cli demo
+	$(PY) -m pipeline.cli demo $(DEMO_ARGS)
 
 # pytest exit 5 = no tests collected: a broken selection or collection, never a pass; say so (make masks the code)
 test: install

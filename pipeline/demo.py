@@ -3,7 +3,9 @@
 Uses `REDIS_URL` when set; otherwise starts a private `redis-server` on a free port and stops it afterwards (the
 events are then printed from it before it goes). Outputs go to `out/demo/` under the current directory: the clip,
 `annotated.mp4`, `events.jsonl`, and the clip with its ground truth under `clip/`. The config is
-`configs/demo.yaml`, shipped inside the package (works from an installed wheel, not only from a checkout).
+`configs/demo.yaml`, shipped inside the package (works from an installed wheel, not only from a checkout). The live
+page (docs/LIVE.md) is served while the demo runs, on `--port` (default: a free one); `--hold` keeps it up after
+the clip ends, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=150, help="length of the synthetic clip")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--device", default=None, help="auto, cpu, cuda (default: the config's)")
+    parser.add_argument("--port", type=int, default=None, help="live page port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--hold", action="store_true", help="keep the live page up after the clip ends, until Ctrl-C")
 
 
 def register(subparsers: Any) -> None:
@@ -103,7 +107,19 @@ def register(subparsers: Any) -> None:
         description=__doc__.splitlines()[0],
     )
     _add_arguments(parser)
-    parser.set_defaults(func=lambda args: run_demo(args.out, args.frames, args.seed, args.device))
+    parser.set_defaults(
+        func=lambda args: run_demo(args.out, args.frames, args.seed, args.device, args.port or _free_port(), args.hold)
+    )
+
+
+def _hold(port: int) -> None:
+    """Keep the process (and its live page) up until Ctrl-C."""
+    print(f"\nmaskstream demo: done; the live page stays at http://127.0.0.1:{port}/ until Ctrl-C", flush=True)
+    try:
+        while True:  # short sleeps: Ctrl-C may land on another thread, and Python acts on it between them
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
-def run_demo(out_dir: Path, frames: int, seed: int, device: str | None) -> int:
+def run_demo(
+    out_dir: Path, frames: int, seed: int, device: str | None, port: int | None = None, hold: bool = False
+) -> int:
     import redis
 
     from pipeline.config import load_config
-    from pipeline.run_command import _install_signal_handlers, _Progress
-    from pipeline.runner import Pipeline
+    from pipeline.run_command import _install_signal_handlers, _Progress, pipeline_with_server
 
     out_dir.mkdir(parents=True, exist_ok=True)
     clip = demo_clip(out_dir, frames, (640, 360), seed)
@@ -131,6 +148,8 @@ def run_demo(out_dir: Path, frames: int, seed: int, device: str | None) -> int:
         ]
         if device:
             overrides.append(f"model.device={device}")
+        if port:
+            overrides += [f"metrics.port={port}", "metrics.host=127.0.0.1"]
         with resources.as_file(resources.files("configs") / DEMO_CONFIG) as config_path:
             cfg = load_config(config_path, overrides=overrides, env={**os.environ, "REDIS_URL": url})
         key = cfg.redis.key_for(cfg.sources[0].id) if cfg.redis else ""
@@ -139,7 +158,9 @@ def run_demo(out_dir: Path, frames: int, seed: int, device: str | None) -> int:
         since = last[0][0] if last else b"0-0"  # count only this run's events when REDIS_URL is shared
 
         print(f"maskstream demo: Redis at {redact_url(url)}{' (private, stopped afterwards)' if private else ''}")
-        pipeline = Pipeline(cfg)
+        pipeline, server = pipeline_with_server(cfg)
+        if server is not None:
+            print(f"maskstream demo: live page at http://127.0.0.1:{server.port}/ (open it now)", flush=True)
         progress = _Progress(cfg, enabled=True)
         restore = _install_signal_handlers(pipeline)
         try:
@@ -147,6 +168,8 @@ def run_demo(out_dir: Path, frames: int, seed: int, device: str | None) -> int:
         finally:
             restore()
             progress.close()
+            if server is not None and not hold:
+                server.stop()
 
         entries = client.xrange(key, min=f"({since.decode()}", max="+")
         client.close()
@@ -173,6 +196,11 @@ def run_demo(out_dir: Path, frames: int, seed: int, device: str | None) -> int:
         print(f"  maskstream tail --redis {redact_url(url)} --source {cfg.sources[0].id} --from-start")
     for stats in report.failed:
         print(f"maskstream demo: source {stats.source_id}: {stats.errors[0]}", file=sys.stderr)
+    if server is not None and hold:
+        _hold(server.port)
+        server.stop()
+    elif server is not None:
+        print(f"The live page was at http://127.0.0.1:{server.port}/; `--hold` keeps it up after the clip ends.")
     return report.exit_code
 
 

@@ -20,6 +20,7 @@ from sinks.paths import check_output_paths
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
+    from pipeline.http import HealthServer
     from pipeline.runner import Pipeline, RunReport
     from pipeline.stats import RunStats
 
@@ -86,17 +87,9 @@ def _yaml_quote(value: str) -> str:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     check_output_paths(cfg)  # before torch loads: an unwritable output fails in well under a second
-    from pipeline.runner import Pipeline  # torch and the stages load only when a run starts
-
     if args.verbose == 0:
         logging.getLogger().setLevel(cfg.log.level.upper())
-    pipeline = Pipeline(cfg, run_id="")
-    server = None
-    if cfg.metrics.port:
-        from pipeline.http import HealthServer
-
-        server = HealthServer(pipeline, cfg.metrics.host, cfg.metrics.port)
-        server.start()
+    pipeline, server = pipeline_with_server(cfg)  # torch and the stages load only when a run starts
     progress = _Progress(cfg, enabled=cfg.log.progress)
     restore = _install_signal_handlers(pipeline)
     try:
@@ -112,6 +105,31 @@ def run(args: argparse.Namespace) -> int:
     if pipeline.aborted:
         return 130
     return report.exit_code
+
+
+def pipeline_with_server(cfg: PipelineConfig, **pipeline_args: Any) -> tuple[Pipeline, HealthServer | None]:
+    """The run's Pipeline and, when `metrics.port` is set, its started HTTP server; with `metrics.web` on, the live
+    page's sinks (pipeline/web) are tapped into the pipeline."""
+    from pipeline.http import HealthServer
+    from pipeline.runner import Pipeline
+
+    metrics, web, port = cfg.metrics, cfg.metrics.web, cfg.metrics.port
+    if not port:
+        return Pipeline(cfg, run_id="", **pipeline_args), None
+    if not web.enabled:
+        pipeline = Pipeline(cfg, run_id="", **pipeline_args)
+        return pipeline, HealthServer(pipeline, metrics.host, port, metrics.max_connections).start()
+    from pipeline.web import WebApp
+    from sinks.live_events import EventFeed
+    from sinks.live_view import LiveView
+
+    def class_names() -> list[str]:  # the model loads inside pipeline.run()
+        return pipeline.detector.class_names if pipeline.detector else []
+
+    view, feed = LiveView(class_names, web.max_fps, web.jpeg_quality), EventFeed()
+    pipeline = Pipeline(cfg, run_id="", event_taps=[feed], frame_taps=[view], **pipeline_args)
+    app = WebApp(web, pipeline, pipeline.stats, view, feed)
+    return pipeline, HealthServer(pipeline, metrics.host, port, metrics.max_connections, app).start()
 
 
 def _install_signal_handlers(pipeline: Pipeline):

@@ -105,12 +105,17 @@ class Pipeline:
         frame_sinks: list[FrameSink] | None = None,
         sources: dict[str, VideoSource] | None = None,
         run_id: str = "",
+        event_taps: list[EventSink] | None = None,
+        frame_taps: list[FrameSink] | None = None,
     ) -> None:
         self.cfg = cfg
         self._given_sources = sources or {}  # by source id, instead of opening its URL (benchmarks, tests)
         self.detector = detector
         self._event_sinks = event_sinks
         self._frame_sinks = frame_sinks
+        # sinks added to the configured (or given) ones, e.g. the live page's (pipeline/web)
+        self._event_taps = list(event_taps or [])
+        self._frame_taps = list(frame_taps or [])
         self.run_id = run_id
         self.stats = RunStats()
         self._group = QueueGroup()
@@ -203,7 +208,7 @@ class Pipeline:
             run_id=self.run_id,
             model=self.detector.info,
         )
-        self._start_stages(builder, frame_sinks)
+        self._start_stages(builder, frame_sinks + self._frame_taps)
         for slot in self._slots:
             slot.thread = threading.Thread(target=self._source_main, args=(slot,), name=f"source-{slot.cfg.id}")
             slot.thread.daemon = True
@@ -258,7 +263,9 @@ class Pipeline:
 
     def _start_stages(self, builder: EventBuilder, frame_sinks: list[FrameSink]) -> None:
         assert self.detector is not None
-        ctx = GraphContext(self.cfg, self.detector, builder, self.event_sinks, frame_sinks, self.stats)
+        ctx = GraphContext(
+            self.cfg, self.detector, builder, self.event_sinks + self._event_taps, frame_sinks, self.stats
+        )
         inbox: BoundedQueue | QueueGroup = self._group
         for spec, following in zip(STAGE_GRAPH, (*STAGE_GRAPH[1:], None), strict=True):
             outbox = None

@@ -12,7 +12,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-SourceState = str  # "opening" | "running" | "ended" | "failed"
+SourceState = str  # "opening" | "running" | "reconnecting" | "ended" | "failed"
 
 
 @dataclass
@@ -30,6 +30,7 @@ class SourceStats:
     info: dict[str, Any] = field(default_factory=dict)
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=512))  # capture → published, seconds
     done_times: deque[float] = field(default_factory=lambda: deque(maxlen=64))  # monotonic, for fps
+    state_reason: str | None = None  # why the source is in its state (e.g. the disconnect while reconnecting)
 
     @property
     def failed(self) -> bool:
@@ -119,5 +120,5 @@ def _copy(s: SourceStats) -> SourceStats:
     return SourceStats(
         s.source_id, s.live, s.state, s.frames_decoded, s.frames_dropped, s.frames_done, s.expected_frames,
         Counter(s.events), list(s.errors), s.end_reason, dict(s.info),
-        deque(s.latencies, maxlen=512), deque(s.done_times, maxlen=64),
+        deque(s.latencies, maxlen=512), deque(s.done_times, maxlen=64), s.state_reason,
     )  # fmt: skip

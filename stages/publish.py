@@ -60,9 +60,13 @@ class PublishStage(Stage):
                 self.stats.error(status.source_id, status.reason or "error")
             elif status.kind == "started":
                 self.stats.update(status.source_id, state="running", info=dict(status.info))
+            elif status.kind == "disconnected":
+                self.stats.update(status.source_id, state="reconnecting", state_reason=status.reason)
+            elif status.kind == "connected":
+                self.stats.update(status.source_id, state="running", state_reason=None)
             elif status.kind == "ended":
                 state = "failed" if self.stats.sources[status.source_id].failed else "ended"
-                self.stats.update(status.source_id, state=state, end_reason=status.reason)
+                self.stats.update(status.source_id, state=state, end_reason=status.reason, state_reason=status.reason)
         for sink in self.frame_sinks:
             if status.kind == "ended":
                 sink.end_source(status.source_id)
