@@ -5,7 +5,7 @@
   a liveness probe: a 503 means restart the process.
 - `/readyz`: 200 once the model is loaded and the publisher is connected to Redis; 503 with the reason otherwise.
   Use it as a readiness probe: a Redis outage makes it 503 while events wait in the spool.
-- `/`, `/static/`, `/api/`: the live page and its JSON API when `metrics.web` is on (pipeline/web, docs/LIVE.md).
+- `/`, `/static/`, `/api/`: the live page and its JSON API when `metrics.web` is on (web, docs/LIVE.md).
 
 Bounded: at most `max_connections` connections are served at once (a thread each); more get an immediate 503.
 Reads and writes time out (`_SOCKET_TIMEOUT_S`), so a client that stops sending or reading frees its thread.
@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pipeline.errors import config_error
 
 if TYPE_CHECKING:
-    from pipeline.web.app import WebApp
+    from web.app import WebApp
 
 log = logging.getLogger(__name__)
 

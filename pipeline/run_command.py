@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
 def pipeline_with_server(cfg: PipelineConfig, **pipeline_args: Any) -> tuple[Pipeline, HealthServer | None]:
     """The run's Pipeline and, when `metrics.port` is set, its started HTTP server; with `metrics.web` on, the live
-    page's sinks (pipeline/web) are tapped into the pipeline."""
+    page's sinks (web) are tapped into the pipeline."""
     from pipeline.http import HealthServer
     from pipeline.runner import Pipeline
 
@@ -119,9 +119,9 @@ def pipeline_with_server(cfg: PipelineConfig, **pipeline_args: Any) -> tuple[Pip
     if not web.enabled:
         pipeline = Pipeline(cfg, run_id="", **pipeline_args)
         return pipeline, HealthServer(pipeline, metrics.host, port, metrics.max_connections).start()
-    from pipeline.web import WebApp
     from sinks.live_events import EventFeed
     from sinks.live_view import LiveView
+    from web import WebApp
 
     def class_names() -> list[str]:  # the model loads inside pipeline.run()
         return pipeline.detector.class_names if pipeline.detector else []

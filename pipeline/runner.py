@@ -113,7 +113,7 @@ class Pipeline:
         self.detector = detector
         self._event_sinks = event_sinks
         self._frame_sinks = frame_sinks
-        # sinks added to the configured (or given) ones, e.g. the live page's (pipeline/web)
+        # sinks added to the configured (or given) ones, e.g. the live page's (web)
         self._event_taps = list(event_taps or [])
         self._frame_taps = list(frame_taps or [])
         self.run_id = run_id

@@ -26,6 +26,7 @@ PACKAGES = (
     "synth",
     "training",
     "evaluation",
+    "web",
     "configs",
 )
 # The glue that builds the graph and drives it from the command line: the only modules of `pipeline` allowed to
@@ -51,6 +52,7 @@ ALLOWED = {
     "synth": {"pipeline"},
     "training": {"pipeline", "maskrcnn", "kernels", "synth"},
     "evaluation": {"pipeline", "tracking", "synth", "maskrcnn", "stages"},
+    "web": {"pipeline", "sinks"},
     "configs": set(),
 }
 

@@ -23,9 +23,9 @@ from pipeline.config.observability import WebConfig
 from pipeline.http import HealthServer
 from pipeline.items import Detections, Frame, FrameResult, TrackState
 from pipeline.stats import RunStats
-from pipeline.web import WebApp
 from sinks.live_events import EventFeed
 from sinks.live_view import LiveView
+from web import WebApp
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -26,9 +26,9 @@ from pipeline.config.observability import WebConfig
 from pipeline.events import encode_event
 from pipeline.http import Observed
 from pipeline.stats import RunStats
-from pipeline.web.api import event_matches, feed_event, source_view, status_view
 from sinks.live_events import EventFeed
 from sinks.live_view import LiveView
+from web.api import event_matches, feed_event, source_view, status_view
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class WebApp:
         self.closing = threading.Event()
         self._viewers = 0
         self._viewers_lock = threading.Lock()
-        folder = resources.files("pipeline.web") / "static"
+        folder = resources.files("web") / "static"
         self._static = {
             entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.name.endswith(tuple(_STATIC_TYPES))
         }

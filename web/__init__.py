@@ -7,6 +7,6 @@ pipeline feeds like any other: `sinks.live_view.LiveView` (latest result per sou
 
 from __future__ import annotations
 
-from pipeline.web.app import WebApp
+from web.app import WebApp
 
 __all__ = ["WebApp"]
