@@ -64,7 +64,8 @@ class CroppedMask:
             return CroppedMask(np.zeros((max(h, 0), max(w, 0)), bool), box)
         if (h, w) == self.pixels.shape:
             return CroppedMask(self.pixels, box)
-        resized = cv2.resize(self.pixels.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        pixels = np.ascontiguousarray(self.pixels).view(np.uint8)  # crops may be column-major views
+        resized = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_NEAREST)
         return CroppedMask(resized.view(bool), box)
 
 
