@@ -299,7 +299,7 @@ class Pipeline:
             # deeper queue there would only hold stale live frames. Cheap stages after it get a little slack.
             size = 1 if isinstance(stage, BatcherStage) else _STAGE_QUEUE_SIZE
             outbox = None if last else BoundedQueue(f"{stages[position + 1].name}", size)
-            self._stage_threads.append(StageThread(stage, inbox, outbox))
+            self._stage_threads.append(StageThread(stage, inbox, outbox, on_busy=self.stats.stage_busy))
             if outbox is not None:
                 inbox = outbox
         for thread in self._stage_threads:

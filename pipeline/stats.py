@@ -56,6 +56,7 @@ class RunStats:
         self.sources: dict[str, SourceStats] = {}
         self.started = time.monotonic()
         self.finished: float | None = None
+        self._stage_busy: dict[str, float] = {}  # stage name -> seconds its thread spent working
 
     def add_source(self, source_id: str, live: bool) -> None:
         with self._lock:
@@ -94,7 +95,16 @@ class RunStats:
             if stats is not None:
                 stats.errors.append(reason)
 
+    def stage_busy(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self._stage_busy[stage] = self._stage_busy.get(stage, 0.0) + seconds
+
     # --- read side -------------------------------------------------------------------------------------------
+    def stage_busy_seconds(self) -> dict[str, float]:
+        """Seconds each stage thread spent working so far, in pipeline order."""
+        with self._lock:
+            return dict(self._stage_busy)
+
     def snapshot(self) -> dict[str, SourceStats]:
         with self._lock:
             return {sid: _copy(s) for sid, s in self.sources.items()}

@@ -90,7 +90,8 @@ class Detector:
 
     @torch.inference_mode()
     def detect(self, images: list[torch.Tensor]) -> list[RawDetections]:
-        """Float CHW images in [0, 1] on the device → raw detections per image, boxes in the images' pixels."""
+        """CHW images on the device (uint8, or float in [0, 1]) → raw detections per image, in the images' pixels."""
+        images = [to_unit_float(img) for img in images]
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
         autocast = torch.autocast("cuda", dtype=torch.float16, enabled=self.precision == "fp16")
         with autocast:
@@ -109,6 +110,11 @@ class Detector:
                 boxes, scores, labels, masks = boxes[keep], scores[keep], labels[keep], masks[keep]
             results.append(RawDetections(boxes, scores, labels, masks))
         return results
+
+
+def to_unit_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 CHW (as the batcher sends frames) → float in [0, 1], on the image's device; float images pass as is."""
+    return image.float().div_(255.0) if image.dtype == torch.uint8 else image
 
 
 def load_detector(cfg: ModelConfig) -> Detector:
