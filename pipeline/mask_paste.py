@@ -7,7 +7,7 @@ reproduce torchvision's geometry exactly (box expanded by one mask cell of paddi
 
 `paste_crops` (the pipeline's path) computes each mask only inside its crop window — the integer box clipped to
 the frame — for all detections of a whole batch, and brings every crop to the host in ONE copy of one flat
-buffer. `paste_masks` is the full-frame version (one W x H mask per detection), kept as the reference the crop
+buffer (plus one small copy of the metadata before it, which sizes that buffer). `paste_masks` is the full-frame version (one W x H mask per detection), kept as the reference the crop
 path is tested against: both compute every pixel with the same weights and products, so their bits agree.
 """
 
@@ -22,7 +22,7 @@ import torch
 _MAX_CHUNK_ELEMENTS = 24_000_000
 # A chunk of crops is computed in one window as large as its largest crop: a crop joins a chunk only while the
 # window wastes at most this factor of the chunk's real pixels (crops are taken largest first).
-_MAX_CHUNK_WASTE = 2.0
+_MAX_CHUNK_WASTE = 1.6
 # Box coordinates are clamped to this magnitude before integer conversion (absurd boxes must not overflow).
 _MAX_COORDINATE = 1e6
 
@@ -168,8 +168,12 @@ def paste_crops(
 ) -> PastedCrops:
     """Paste N detections (of any frames: `frame_sizes` (N, 2) H, W each) into their crop windows, on their device.
 
-    Two device→host copies in all, whatever N: the small metadata (boxes, scores, labels, windows, as one
-    float64 tensor: exact for all of them), then every crop at once (`to_host`).
+    On CUDA two device→host copies (and waits) in all, whatever N: the small metadata (boxes, scores, labels,
+    windows, as one float64 tensor: exact for all of them), which tells the host every crop's size, then every
+    crop at once, gathered on the device into one flat buffer (`to_host`: pinned, non-blocking, side stream). On
+    the CPU the tensors are host memory already: each crop is copied once, straight into the flat buffer.
+    Detections are grouped into chunks of similar crop size, each computed in one window as large as its largest
+    crop, so the products cost about the crops' own pixels.
     """
     if mask_probs.dim() == 4:
         mask_probs = mask_probs[:, 0]
@@ -202,10 +206,12 @@ def paste_crops(
     areas = windows[:, 2] * windows[:, 3]
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(areas, out=offsets[1:])
-    crops: list[torch.Tensor | None] = [None] * n
     mp = g.padded.shape[-1]
+    on_cpu = device.type == "cpu"
+    crops: list[torch.Tensor | None] = [None] * n
+    host_pixels = np.empty(int(offsets[-1]), bool) if on_cpu else None
     for chunk in _chunks(windows):
-        idx = torch.as_tensor(chunk, device=device)
+        idx = to_device(np.array(chunk, np.int64), device)  # pinned, non-blocking: no synchronisation
         span_w = max(1, int(windows[chunk, 2].max()))
         span_h = max(1, int(windows[chunk, 3].max()))
         cx, cy = lo_x[idx], lo_y[idx]
@@ -217,11 +223,19 @@ def paste_crops(
         )
         # (w x M) @ (M x M)^T @ (M x h) = the crop, transposed: its columns one after the other
         window = torch.bmm(wx, torch.bmm(g.padded[idx].transpose(1, 2), wy.transpose(1, 2))) > threshold
-        for k, det in enumerate(chunk):
-            crops[det] = window[k, : windows[det, 2], : windows[det, 3]].reshape(-1)
-    parts = [c for c in crops if c is not None]
-    flat = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool, device=device)
-    pixels = to_host(flat)  # copy 2: every crop of the batch
+        if host_pixels is not None:  # on the CPU the window is host memory already: copy each crop into place
+            block = window.numpy()
+            for k, det in enumerate(chunk):
+                w, h = windows[det, 2], windows[det, 3]
+                host_pixels[offsets[det] : offsets[det + 1]].reshape(w, h)[...] = block[k, :w, :h]
+        else:
+            for k, det in enumerate(chunk):
+                crops[det] = window[k, : windows[det, 2], : windows[det, 3]].reshape(-1)
+    if host_pixels is not None:
+        pixels = host_pixels
+    else:  # copy 2: every crop of the batch, gathered on the device into one buffer
+        parts = [c for c in crops if c is not None]
+        pixels = to_host(torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool, device=device))
     return PastedCrops(
         boxes=meta_host[:, 0:4].astype(np.float32),
         scores=meta_host[:, 4].astype(np.float32),
