@@ -151,8 +151,11 @@ def decode_only(clip: Path, sources: int) -> float:
     return sum(counts) / (time.perf_counter() - started)
 
 
-def pipeline_run(clip: Path, sources: int, objects: int, sink: dict) -> tuple[float, dict[str, float], int]:
-    """(fps of all sources together, busy share per stage, frames) of the real pipeline with the stand-in model."""
+def pipeline_run(
+    clip: Path, sources: int, objects: int, sink: dict
+) -> tuple[float, dict[str, float], int, dict[str, float]]:
+    """(fps of all sources together, busy share per stage, frames, CPU ms per frame per stage) of the real pipeline
+    with the stand-in model."""
     tree = {
         "sources": [{"id": f"cam{i}", "url": str(clip)} for i in range(sources)],
         "model": {"device": "cpu"},
@@ -166,7 +169,9 @@ def pipeline_run(clip: Path, sources: int, objects: int, sink: dict) -> tuple[fl
     wall = time.perf_counter() - started
     stage_busy = getattr(pipeline.stats, "stage_busy_seconds", dict)  # absent before this benchmark's branch
     busy = {name: seconds / wall for name, seconds in stage_busy().items()}
-    return report.frames / wall, busy, report.frames
+    stage_cpu = getattr(pipeline.stats, "stage_cpu_seconds", dict)
+    cpu_ms = {name: 1000 * seconds / max(1, report.frames) for name, seconds in stage_cpu().items()}
+    return report.frames / wall, busy, report.frames, cpu_ms
 
 
 def gil_probe(seconds: float = 2.0) -> dict[str, float]:
@@ -258,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             sink = {"redis": {"url": url}}
         else:
             sink = {"sinks": {"jsonl": str(Path(tmp) / "events.jsonl")}}
-        header = (
-            f"{'clip':>10} {'objects':>7} {'sources':>7} {'decode fps':>10} {'pipeline fps':>12} {'ratio':>6}  busy"
-        )
+        header = f"{'clip':>10} {'objects':>7} {'sources':>7} {'decode fps':>10} {'pipeline fps':>12} {'ratio':>6}  busy share per stage (CPU ms per frame)"
         print(header, flush=True)
         for size in args.sizes:
             width, height = (int(v) for v in size.split("x"))
@@ -270,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                     before = decode_only(clip, sources)
                     runs = [pipeline_run(clip, sources, objects, sink) for _ in range(args.repeat)]
                     after = decode_only(clip, sources)
-                    fps, busy, frames = max(runs, key=lambda r: r[0])
+                    fps, busy, frames, cpu_ms = max(runs, key=lambda r: r[0])
                     decode = (before + after) / 2
                     case = {
                         "size": size,
@@ -281,9 +284,12 @@ def main(argv: list[str] | None = None) -> int:
                         "pipeline_fps": round(fps, 1),
                         "ratio": round(fps / decode, 2),
                         "busy": {name: round(share, 2) for name, share in busy.items()},
+                        "cpu_ms_per_frame": {name: round(ms, 2) for name, ms in cpu_ms.items()},
                     }
                     out["cases"].append(case)
-                    shares = " ".join(f"{name} {100 * share:.0f}%" for name, share in busy.items())
+                    shares = " ".join(
+                        f"{name} {100 * share:.0f}% ({cpu_ms.get(name, 0):.1f} ms)" for name, share in busy.items()
+                    )
                     print(
                         f"{size:>10} {objects:>7} {sources:>7} {decode:>10.1f} {fps:>12.1f} {fps / decode:>6.2f}  {shares}",
                         flush=True,

@@ -112,7 +112,7 @@ class StageThread(threading.Thread):
         stage: Stage,
         inbox: BoundedQueue | QueueGroup,
         outbox: BoundedQueue | None,
-        on_busy: Callable[[str, float], None] | None = None,
+        on_busy: Callable[[str, float, float], None] | None = None,
     ) -> None:
         super().__init__(name=f"stage-{stage.name}", daemon=True)
         self.stage = stage
@@ -122,6 +122,7 @@ class StageThread(threading.Thread):
         self.failure: BaseException | None = None  # set when the stage itself broke (start/finish raised)
         self.items_in = 0
         self.busy_s = 0.0  # seconds spent in the stage's own code
+        self.cpu_s = 0.0  # CPU seconds of this thread in it (less than busy_s when the machine is loaded)
         self._on_busy = on_busy
         self._busy_metric = STAGE_BUSY_SECONDS.labels(stage=stage.name)
 
@@ -183,15 +184,16 @@ class StageThread(threading.Thread):
 
     def _timed(self, method: Callable[..., Iterable[Any]], *args: Any) -> list[Any]:
         """Call a stage method and count its time (a generator's too: it is run here, not while emitting)."""
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             return list(method(*args))
         finally:
-            spent = time.perf_counter() - started
+            spent, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
             self.busy_s += spent
+            self.cpu_s += cpu
             self._busy_metric.inc(spent)
             if self._on_busy is not None:
-                self._on_busy(self.stage.name, spent)
+                self._on_busy(self.stage.name, spent, cpu)
 
     def _emit(self, outputs: Iterable[Any]) -> None:
         if self.outbox is None:
