@@ -13,7 +13,11 @@ falls on both alike:
    mask head's);
 3. decode only again.
 The ratio is pipeline fps / mean decode-only fps; the per-stage busy share (seconds each stage thread worked /
-wall time) shows where the time goes (the bottleneck is the stage near 100 %).
+wall time) shows where the time goes (the bottleneck is the stage near 100 %), with each stage thread's CPU ms
+per frame beside it. On a loaded machine busy time is mostly waiting for a core, so the process CPU time per frame
+of both sides is printed too, and their quotient ("cpu ratio": decode-only CPU per frame / pipeline CPU per
+frame, redis-server not counted) is the ratio a machine with cores to spare would allow if nothing but CPU
+limited it.
 
 `--gil` first measures whether the masks stage holds the GIL: the rate of a pure-Python loop (a stand-in for the
 inference thread's Python work) alone, and beside a thread doing the masks stage's work on 1080p / 30-object
@@ -129,8 +133,9 @@ def write_clip(path: Path, width: int, height: int, frames: int, fps: int = 30) 
     return path
 
 
-def decode_only(clip: Path, sources: int) -> float:
-    """Frames per second (all sources together) of the pipeline's file source alone, one thread per source."""
+def decode_only(clip: Path, sources: int) -> tuple[float, float]:
+    """(frames per second of all sources together, process CPU ms per frame) of the pipeline's file source alone,
+    one thread per source."""
     counts = [0] * sources
 
     def run(i: int) -> None:
@@ -143,12 +148,13 @@ def decode_only(clip: Path, sources: int) -> float:
             source.close()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(sources)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(counts) / (time.perf_counter() - started)
+    cpu_ms = 1000 * (time.process_time() - cpu_started) / max(1, sum(counts))
+    return sum(counts) / (time.perf_counter() - started), cpu_ms
 
 
 def pipeline_run(
@@ -164,13 +170,15 @@ def pipeline_run(
     }
     cfg = build_config(tree)
     pipeline = Pipeline(cfg, detector=ZeroCostDetector(objects, sources))  # type: ignore[arg-type]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = pipeline.run()
     wall = time.perf_counter() - started
+    process_cpu_ms = 1000 * (time.process_time() - cpu_started) / max(1, report.frames)
     stage_busy = getattr(pipeline.stats, "stage_busy_seconds", dict)  # absent before this benchmark's branch
     busy = {name: seconds / wall for name, seconds in stage_busy().items()}
     stage_cpu = getattr(pipeline.stats, "stage_cpu_seconds", dict)
     cpu_ms = {name: 1000 * seconds / max(1, report.frames) for name, seconds in stage_cpu().items()}
+    cpu_ms["process"] = process_cpu_ms
     return report.frames / wall, busy, report.frames, cpu_ms
 
 
@@ -263,16 +271,20 @@ def main(argv: list[str] | None = None) -> int:
             sink = {"redis": {"url": url}}
         else:
             sink = {"sinks": {"jsonl": str(Path(tmp) / "events.jsonl")}}
-        header = f"{'clip':>10} {'objects':>7} {'sources':>7} {'decode fps':>10} {'pipeline fps':>12} {'ratio':>6}  busy share per stage (CPU ms per frame)"
+        header = (
+            f"{'clip':>10} {'objects':>7} {'sources':>7} {'decode fps':>10} {'pipeline fps':>12} {'ratio':>6} "
+            f"{'CPU ms/frame decode | pipeline':>31} {'cpu ratio':>9}  busy share per stage (CPU ms per frame)"
+        )
         print(header, flush=True)
         for size in args.sizes:
             width, height = (int(v) for v in size.split("x"))
             clip = write_clip(Path(tmp) / f"{size}.mp4", width, height, math.ceil(args.seconds * 30))
             for sources in args.sources:
                 for objects in args.objects:
-                    before = decode_only(clip, sources)
+                    before, decode_cpu_before = decode_only(clip, sources)
                     runs = [pipeline_run(clip, sources, objects, sink) for _ in range(args.repeat)]
-                    after = decode_only(clip, sources)
+                    after, decode_cpu_after = decode_only(clip, sources)
+                    decode_cpu = (decode_cpu_before + decode_cpu_after) / 2
                     fps, busy, frames, cpu_ms = max(runs, key=lambda r: r[0])
                     decode = (before + after) / 2
                     case = {
@@ -283,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
                         "decode_fps": round(decode, 1),
                         "pipeline_fps": round(fps, 1),
                         "ratio": round(fps / decode, 2),
+                        "decode_cpu_ms_per_frame": round(decode_cpu, 2),
+                        # load-independent: what the ratio would be if CPU were the only limit (no GIL, no waits)
+                        "cpu_ratio": round(decode_cpu / cpu_ms["process"], 2),
                         "busy": {name: round(share, 2) for name, share in busy.items()},
                         "cpu_ms_per_frame": {name: round(ms, 2) for name, ms in cpu_ms.items()},
                     }
@@ -291,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{name} {100 * share:.0f}% ({cpu_ms.get(name, 0):.1f} ms)" for name, share in busy.items()
                     )
                     print(
-                        f"{size:>10} {objects:>7} {sources:>7} {decode:>10.1f} {fps:>12.1f} {fps / decode:>6.2f}  {shares}",
+                        f"{size:>10} {objects:>7} {sources:>7} {decode:>10.1f} {fps:>12.1f} {fps / decode:>6.2f} "
+                        f"{decode_cpu:>15.1f} | {cpu_ms['process']:>13.1f} {case['cpu_ratio']:>9.2f}  {shares}",
                         flush=True,
                     )
     if args.json:

@@ -13,6 +13,9 @@ path is tested against: both compute every pixel with the same weights and produ
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -210,7 +213,8 @@ def paste_crops(
     on_cpu = device.type == "cpu"
     crops: list[torch.Tensor | None] = [None] * n
     host_pixels = np.empty(int(offsets[-1]), bool) if on_cpu else None
-    for chunk in _chunks(windows):
+
+    def paste_chunk(chunk: list[int]) -> None:
         idx = to_device(np.array(chunk, np.int64), device)  # pinned, non-blocking: no synchronisation
         span_w = max(1, int(windows[chunk, 2].max()))
         span_h = max(1, int(windows[chunk, 3].max()))
@@ -231,6 +235,15 @@ def paste_crops(
         else:
             for k, det in enumerate(chunk):
                 crops[det] = window[k, : windows[det, 2], : windows[det, 3]].reshape(-1)
+
+    chunks = _chunks(windows)
+    if on_cpu and len(chunks) > 1 and _cpu_workers() > 1:
+        # chunks are independent and their products release the GIL: spread them over the cores (each thread
+        # writes its own crops' part of the buffer)
+        list(_pool().map(paste_chunk, chunks))
+    else:  # CUDA: the device runs the work; one Python thread queues it
+        for chunk in chunks:
+            paste_chunk(chunk)
     if host_pixels is not None:
         pixels = host_pixels
     else:  # copy 2: every crop of the batch, gathered on the device into one buffer
@@ -268,6 +281,23 @@ def _chunks(windows: np.ndarray) -> list[list[int]]:
     if current:
         chunks.append(current)
     return chunks
+
+
+_paste_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _cpu_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Threads for pasting on the CPU, shared by every masks stage of the process (created on first use)."""
+    global _paste_pool
+    with _pool_lock:
+        if _paste_pool is None:
+            _paste_pool = ThreadPoolExecutor(_cpu_workers(), thread_name_prefix="mask-paste")
+        return _paste_pool
 
 
 # --- host <-> device: one copy each way, pinned and on a side stream on CUDA -----------------------------------
