@@ -201,3 +201,32 @@ def test_a_frame_size_change_mid_stream_keeps_working() -> None:
     events = events_of(results)
     started = [line for line in events if '"track.started"' in line]
     assert len(started) >= 4  # tracks of the old size ended, new ones started at each new size
+
+
+def test_annotated_frame_blends_each_crop_as_the_full_masks_would() -> None:
+    from sinks.annotated_video import _ALPHA, draw_result
+
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+    frame = Frame("cam", 0, 0.0, 0.0, image)
+    boxes = torch.tensor([[10.0, 10.0, 90.0, 70.0], [50.0, 30.0, 150.0, 119.0], [-20.0, 80.0, 30.0, 200.0]])
+    raw = RawDetections(boxes, torch.tensor([0.9, 0.5, 0.7]), torch.tensor([1, 2, 1]), blob_probs(3, 2))
+    dets = frame_detections(frame, raw, 0.5)
+    drawn = draw_result(FrameResult(frame, dets), ["background", "person", "car"])
+    # the former full-frame blend, as the oracle (boxes and labels are drawn on top of the blend: compare inside
+    # the masks, away from box outlines)
+    masks = dets.full_masks()
+    overlay = image.copy()
+    for index in np.argsort(dets.scores):
+        overlay[masks[index]] = (160, 160, 160)
+    covered = masks.any(axis=0)
+    expected = image.copy()
+    expected[covered] = (image[covered] * (1 - _ALPHA) + overlay[covered] * _ALPHA).astype(np.uint8)
+    drawn_on = np.zeros((H, W), bool)  # box outlines and label bands
+    for x1, y1, x2, y2 in boxes.round().int().tolist():
+        for xa, ya, xb, yb in [(x1, y1, x2, y1), (x1, y2, x2, y2), (x1, y1, x1, y2), (x2, y1, x2, y2)]:
+            drawn_on[max(ya - 3, 0) : max(yb + 4, 0), max(xa - 3, 0) : max(xb + 4, 0)] = True
+        drawn_on[max(y1 - 22, 0) : max(y1 + 3, 0), max(x1 - 3, 0) : max(x1 + 160, 0)] = True
+    inner = covered & ~drawn_on
+    assert inner.sum() > 1000
+    np.testing.assert_array_equal(drawn[inner], expected[inner])
