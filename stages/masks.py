@@ -18,12 +18,14 @@ import numpy as np
 import torch
 
 from pipeline.items import Detections, Frame, FrameResult, InferenceBatch, RawDetections
-from pipeline.mask_paste import PastedCrops, paste_crops
+from pipeline.mask_paste import PastedCrops, paste_crops, paste_masks
 from pipeline.metrics import DETECTIONS_DROPPED, FRAMES_PROCESSED
 from pipeline.rle import crop_rles
 from pipeline.stage import Stage
 
 log = logging.getLogger(__name__)
+
+__all__ = ["MasksStage", "batch_detections", "frame_detections", "paste_masks"]  # paste_masks: its old home
 
 
 def batch_detections(
