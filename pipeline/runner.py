@@ -289,7 +289,7 @@ class Pipeline:
             ),
             InferenceStage(self.detector),
             MasksStage(cfg.model.mask_threshold),
-            TrackerStage(cfg.tracker),
+            TrackerStage(cfg.tracker, on_busy=self.stats.stage_busy),
             PublishStage(builder, self.event_sinks, frame_sinks, self.stats, cfg.sinks.close_timeout_s),
         ]
         inbox: BoundedQueue | QueueGroup = self._group
