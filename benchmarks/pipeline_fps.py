@@ -40,7 +40,7 @@ from pipeline.items import Frame, FrameResult
 from pipeline.runner import Pipeline
 from sinks.redis_publisher import RedisPublisher
 from stages.batcher import frames_to_device
-from stages.inference import Detector, load_detector, resolve_device
+from stages.inference import Detector, load_detector, resolve_device, to_unit_float
 from stages.masks import frame_detections
 from stages.tracker import TrackerStage
 
@@ -83,7 +83,7 @@ def decode_all(clip: Path) -> list[Frame]:
 
 def model_alone(detector: Detector, frames: list[Frame], batch_size: int) -> float:
     """torchvision's own `model(images)`: full output, masks pasted into the frames (its per-detection loop)."""
-    images = frames_to_device(frames, detector.device)
+    images = [to_unit_float(image) for image in frames_to_device(frames, detector.device)]
     started = time.perf_counter()
     with torch.inference_mode():
         for lo in range(0, len(images), batch_size):

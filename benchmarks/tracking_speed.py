@@ -81,7 +81,7 @@ class FastScene:
             x, y = int(self.pos[k, 0]), int(self.pos[k, 1])
             crop = self.crops[k][: HEIGHT - y, : WIDTH - x]
             masks[row, y : y + crop.shape[0], x : x + crop.shape[1]] = crop
-        dets = Detections(
+        dets = Detections.from_full_masks(
             boxes.astype(np.float32),
             self.rng.uniform(0.3, 0.99, len(idx)).astype(np.float32),
             np.ones(len(idx), np.int64),

@@ -32,7 +32,7 @@ class FrameDetections:
             masks = np.ascontiguousarray(mask_utils.decode(encoded).transpose(2, 0, 1).astype(bool))
         else:
             masks = np.zeros((0, height, width), bool)
-        return Detections(self.boxes, self.scores, self.classes, masks, self.rles)
+        return Detections.from_full_masks(self.boxes, self.scores, self.classes, masks, self.rles)
 
     def valid(self, height: int, width: int) -> FrameDetections:
         """Boxes clipped to the frame and at least one pixel wide and high (some trackers reject others)."""

@@ -72,7 +72,7 @@ STAGE_GRAPH: tuple[StageSpec, ...] = (
         ),
     ),
     StageSpec("masks", 2, lambda ctx: MasksStage(ctx.cfg.model.mask_threshold)),
-    StageSpec("tracker", 2, lambda ctx: TrackerStage(ctx.cfg.tracker)),
+    StageSpec("tracker", 2, lambda ctx: TrackerStage(ctx.cfg.tracker, on_busy=ctx.stats.stage_busy)),
     StageSpec(
         "publish",
         2,

@@ -34,16 +34,56 @@ class Frame:
 
 @dataclass(slots=True)
 class Detections:
-    """Model output for one frame, in full-frame pixel coordinates."""
+    """Model output for one frame, in full-frame pixel coordinates; masks box-local.
+
+    Each mask is kept only inside its crop window (its integer box clipped to the frame): crop n covers pixels
+    x0..x0+w-1, y0..y0+h-1 (`windows[n]`) and is `mask_pixels[mask_offsets[n]:mask_offsets[n + 1]]`, its w
+    columns of h pixels one after the other (column-major, the order COCO RLE walks). Every pixel outside a
+    mask's window is 0. Work on masks is therefore proportional to the boxes, never to the frame; `mask(n)`
+    gives crop n as an (h, w) view, `mask_in(n, box)` the mask inside any other window.
+    """
 
     boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2
     scores: np.ndarray  # (N,) float32
     labels: np.ndarray  # (N,) int64, index into the model's class_names
-    masks: np.ndarray  # (N, H, W) bool, full frame
-    rles: list[dict[str, Any]]  # COCO RLE per detection: {"size": [H, W], "counts": str}
+    windows: np.ndarray  # (N, 4) int64 x0 y0 w h: each mask's crop window, inside the frame
+    mask_offsets: np.ndarray  # (N + 1,) int64: where each crop starts in mask_pixels
+    mask_pixels: np.ndarray  # flat bool: every crop, column-major
+    rles: list[dict[str, Any]]  # COCO RLE per detection, full frame: {"size": [H, W], "counts": str}
+    frame_size: tuple[int, int]  # (H, W)
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    def mask(self, n: int) -> np.ndarray:
+        """Crop n as an (h, w) bool view (Fortran-ordered: the stored layout is column-major)."""
+        w, h = int(self.windows[n, 2]), int(self.windows[n, 3])
+        return self.mask_pixels[self.mask_offsets[n] : self.mask_offsets[n + 1]].reshape(w, h).T
+
+    def mask_in(self, n: int, box: tuple[int, int, int, int]) -> np.ndarray:
+        """Mask n inside the pixel window box = (x1, y1, x2, y2): an (y2 - y1, x2 - x1) bool array.
+
+        A view when the window is the crop's own; otherwise a copy, zero where the crop does not reach."""
+        x1, y1, x2, y2 = box
+        x0, y0, w, h = (int(v) for v in self.windows[n])
+        crop = self.mask(n)
+        if (x1, y1, x2, y2) == (x0, y0, x0 + w, y0 + h):
+            return crop
+        out = np.zeros((max(y2 - y1, 0), max(x2 - x1, 0)), bool)
+        ix1, iy1, ix2, iy2 = max(x1, x0), max(y1, y0), min(x2, x0 + w), min(y2, y0 + h)
+        if ix2 > ix1 and iy2 > iy1:
+            out[iy1 - y1 : iy2 - y1, ix1 - x1 : ix2 - x1] = crop[iy1 - y0 : iy2 - y0, ix1 - x0 : ix2 - x0]
+        return out
+
+    def full_mask(self, n: int) -> np.ndarray:
+        """Mask n as a full (H, W) frame. For tests and tools only: the pipeline never builds one."""
+        height, width = self.frame_size
+        return self.mask_in(n, (0, 0, width, height))
+
+    def full_masks(self) -> np.ndarray:
+        """Every mask as a full frame, (N, H, W). For tests and tools only."""
+        height, width = self.frame_size
+        return np.array([self.full_mask(n) for n in range(len(self.windows))], bool).reshape(-1, height, width)
 
     @classmethod
     def empty(cls, height: int, width: int) -> Detections:
@@ -51,8 +91,57 @@ class Detections:
             boxes=np.zeros((0, 4), np.float32),
             scores=np.zeros((0,), np.float32),
             labels=np.zeros((0,), np.int64),
-            masks=np.zeros((0, height, width), bool),
+            windows=np.zeros((0, 4), np.int64),
+            mask_offsets=np.zeros(1, np.int64),
+            mask_pixels=np.zeros(0, bool),
             rles=[],
+            frame_size=(height, width),
+        )
+
+    @classmethod
+    def from_full_masks(
+        cls,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        labels: np.ndarray,
+        masks: np.ndarray,
+        rles: list[dict[str, Any]] | None = None,
+    ) -> Detections:
+        """From full-frame (N, H, W) masks (tests, tools, evaluation): each kept in the window of its box and its
+        pixels together, so nothing is lost. `rles` None: encoded here."""
+        from pipeline.rle import crop_rles  # pycocotools only where RLEs are made
+
+        masks = np.asarray(masks, bool)
+        n, height, width = masks.shape
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        windows = np.zeros((n, 4), np.int64)
+        crops = []
+        for i in range(n):
+            box = boxes[i] if i < len(boxes) and np.isfinite(boxes[i]).all() else np.zeros(4)
+            x1 = min(max(int(np.floor(box[0])), 0), width)
+            y1 = min(max(int(np.floor(box[1])), 0), height)
+            x2 = max(min(max(int(np.ceil(box[2])), 0), width), x1)
+            y2 = max(min(max(int(np.ceil(box[3])), 0), height), y1)
+            ys, xs = np.nonzero(masks[i])
+            if len(xs):  # also every set pixel outside the box
+                x1, y1 = min(x1, int(xs.min())), min(y1, int(ys.min()))
+                x2, y2 = max(x2, int(xs.max()) + 1), max(y2, int(ys.max()) + 1)
+            windows[i] = (x1, y1, x2 - x1, y2 - y1)
+            crops.append(masks[i, y1:y2, x1:x2].T.reshape(-1))
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum([len(c) for c in crops], out=offsets[1:])
+        pixels = np.concatenate(crops) if crops else np.zeros(0, bool)
+        if rles is None:
+            rles = crop_rles(pixels, offsets, windows, np.tile([height, width], (n, 1)))
+        return cls(
+            boxes=boxes,
+            scores=np.asarray(scores, np.float32),
+            labels=np.asarray(labels, np.int64),
+            windows=windows,
+            mask_offsets=offsets,
+            mask_pixels=pixels,
+            rles=rles,
+            frame_size=(height, width),
         )
 
 
@@ -116,7 +205,7 @@ class Batch:
     """Frames on their way to the model, with their images already on the model's device."""
 
     frames: list[Frame]
-    images: list[torch.Tensor]  # per frame: 3 x H x W float32 in [0, 1], on the device
+    images: list[torch.Tensor]  # per frame: 3 x H x W uint8 on the device (the detector converts as it needs)
     created: float  # time.monotonic() when the batch left the batcher
 
 

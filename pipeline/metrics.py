@@ -39,3 +39,11 @@ EVENTS_DROPPED = Counter(
     "maskstream_events_dropped_total", "Events dropped because the spool was full during a Redis outage", ["source"]
 )
 REDIS_UP = Gauge("maskstream_redis_up", "1 while the publisher is connected to Redis, else 0")
+DETECTIONS_DROPPED = Counter(
+    "maskstream_detections_dropped_total",
+    "Detections the masks stage dropped: reason=non_finite_box (a NaN/inf box has no place in the frame)",
+    ["source", "reason"],
+)
+STAGE_BUSY_SECONDS = Counter(
+    "maskstream_stage_busy_seconds_total", "Seconds a stage thread spent working (not waiting on its queues)", ["stage"]
+)

@@ -100,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
     _print_summary(report)
+    busy = pipeline.stats.stage_busy_seconds()
+    if busy:
+        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in busy.items())
+        print(f"maskstream run: stage busy time: {parts} (of {report.elapsed_s:.1f} s)", file=sys.stderr)
     for stats in report.failed:
         print(f"maskstream run: source {stats.source_id}: {stats.errors[0]}", file=sys.stderr)
     if pipeline.aborted:
@@ -207,7 +211,16 @@ def status_line(stats: RunStats) -> str:
     if batch is not None:
         parts.append(f"batch {batch:.1f}")  # realised frames per model batch, run-wide
     model = f"model {stats.model} | " if stats.model else ""
-    return f"[{time.strftime('%H:%M:%S')}] {model}" + " | ".join(parts)
+    return f"[{time.strftime('%H:%M:%S')}] {model}" + " | ".join(parts) + stage_busy_text(stats)
+
+
+def stage_busy_text(stats: RunStats) -> str:
+    """` | busy: batcher 12% inference 85% ...`: share of the run each stage thread spent working (bottleneck ~100%)."""
+    busy = stats.stage_busy_seconds()
+    elapsed = stats.elapsed()
+    if not busy or elapsed <= 0:
+        return ""
+    return " | busy: " + " ".join(f"{name} {100 * seconds / elapsed:.0f}%" for name, seconds in busy.items())
 
 
 def _print_summary(report: RunReport) -> None:

@@ -272,7 +272,7 @@ class Pipeline:
             if following is not None:
                 assert following.inbox_size is not None, f"stage {following.name} needs an inbox size"
                 outbox = BoundedQueue(following.name, following.inbox_size)
-            self._stage_threads.append(StageThread(spec.build(ctx), inbox, outbox))
+            self._stage_threads.append(StageThread(spec.build(ctx), inbox, outbox, on_busy=self.stats.stage_busy))
             if outbox is not None:
                 inbox = outbox
         for thread in self._stage_threads:

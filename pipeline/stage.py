@@ -5,6 +5,10 @@ order on ONE channel — data (frames, batches, results) interleaved with contro
 `TracksEnded`, `EndOfStream`) — and returns what goes downstream. Keeping status on the same channel as data is
 what keeps a source's `stream.started` before its first track event and `stream.ended` after its last one.
 
+Each thread counts the seconds its stage spends working on items (`busy_s`; not the waits on its queues), so
+the bottleneck stage is the one busy nearly all the time: in the status line and as
+`maskstream_stage_busy_seconds_total{stage}`.
+
 Errors never kill the pipeline: an exception while processing an item is logged with its context (stage, source
 id, frame index) and becomes a `StreamStatus(kind="error")` for each source the item carried, so the affected
 stream reports it and every other stream keeps going.
@@ -16,10 +20,11 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pipeline.items import EndOfStream, Frame, FrameResult, StreamStatus, TracksEnded
+from pipeline.metrics import STAGE_BUSY_SECONDS
 from pipeline.queues import BoundedQueue, Empty, QueueClosed, QueueGroup
 from pipeline.redact import redact_text
 
@@ -100,13 +105,23 @@ def is_control(item: Any) -> bool:
 class StageThread(threading.Thread):
     """Drives one stage: input queue → stage → output queue, until `EndOfStream` or the input closes."""
 
-    def __init__(self, stage: Stage, inbox: BoundedQueue | QueueGroup, outbox: BoundedQueue | None) -> None:
+    def __init__(
+        self,
+        stage: Stage,
+        inbox: BoundedQueue | QueueGroup,
+        outbox: BoundedQueue | None,
+        on_busy: Callable[[str, float, float], None] | None = None,
+    ) -> None:
         super().__init__(name=f"stage-{stage.name}", daemon=True)
         self.stage = stage
         self.inbox = inbox
         self.outbox = outbox
         self.errors = 0
         self.failure: BaseException | None = None  # set when the stage itself broke (start/finish raised)
+        self.busy_s = 0.0  # seconds spent in the stage's own code
+        self.cpu_s = 0.0  # CPU seconds of this thread in it (less than busy_s when the machine is loaded)
+        self._on_busy = on_busy
+        self._busy_metric = STAGE_BUSY_SECONDS.labels(stage=stage.name)
 
     def run(self) -> None:
         try:
@@ -119,12 +134,12 @@ class StageThread(threading.Thread):
                 try:
                     item = self.inbox.get(self.stage.wait_timeout())
                 except Empty:
-                    self._emit(self.stage.on_idle())
+                    self._emit(self._timed(self.stage.on_idle))
                     continue
                 except QueueClosed:  # every producer is done: same as an explicit end of stream
                     item = EndOfStream()
                 if isinstance(item, EndOfStream):
-                    self._emit(self.stage.finish())
+                    self._emit(self._timed(self.stage.finish))
                     self._emit([item])
                     break
                 self._handle(item)
@@ -144,11 +159,11 @@ class StageThread(threading.Thread):
     def _handle(self, item: Any) -> None:
         try:
             if isinstance(item, StreamStatus):
-                outputs = self.stage.on_status(item)
+                outputs = self._timed(self.stage.on_status, item)
             elif is_control(item):
-                outputs = self.stage.on_control(item)
+                outputs = self._timed(self.stage.on_control, item)
             else:
-                outputs = self.stage.process(item)
+                outputs = self._timed(self.stage.process, item)
             self._emit(outputs)
         except QueueClosed:
             raise
@@ -162,6 +177,19 @@ class StageThread(threading.Thread):
             )
             if isinstance(item, StreamStatus):  # a status must still reach the end (stream.ended ordering)
                 self._emit([item])
+
+    def _timed(self, method: Callable[..., Iterable[Any]], *args: Any) -> list[Any]:
+        """Call a stage method and count its time (a generator's too: it is run here, not while emitting)."""
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        try:
+            return list(method(*args))
+        finally:
+            spent, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
+            self.busy_s += spent
+            self.cpu_s += cpu
+            self._busy_metric.inc(spent)
+            if self._on_busy is not None:
+                self._on_busy(self.stage.name, spent, cpu)
 
     def _emit(self, outputs: Iterable[Any]) -> None:
         if self.outbox is None:

@@ -59,6 +59,8 @@ class RunStats:
         self.finished: float | None = None
         self.batch_sizes: deque[int] = deque(maxlen=64)  # frames per model batch, the latest batches
         self.model = ""  # the model in use, as the status line names it (set once it is loaded)
+        self._stage_busy: dict[str, float] = {}  # stage name -> seconds its thread spent working
+        self._stage_cpu: dict[str, float] = {}  # stage name -> CPU seconds of its thread while working
 
     def add_source(self, source_id: str, live: bool) -> None:
         with self._lock:
@@ -101,7 +103,22 @@ class RunStats:
             if stats is not None:
                 stats.errors.append(reason)
 
+    def stage_busy(self, stage: str, seconds: float, cpu_seconds: float = 0.0) -> None:
+        with self._lock:
+            self._stage_busy[stage] = self._stage_busy.get(stage, 0.0) + seconds
+            self._stage_cpu[stage] = self._stage_cpu.get(stage, 0.0) + cpu_seconds
+
     # --- read side -------------------------------------------------------------------------------------------
+    def stage_busy_seconds(self) -> dict[str, float]:
+        """Seconds each stage thread spent working so far, in pipeline order."""
+        with self._lock:
+            return dict(self._stage_busy)
+
+    def stage_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds each stage thread used while working (wall busy time minus waiting for a core)."""
+        with self._lock:
+            return dict(self._stage_cpu)
+
     def snapshot(self) -> dict[str, SourceStats]:
         with self._lock:
             return {sid: _copy(s) for sid, s in self.sources.items()}

@@ -40,11 +40,15 @@ def draw_result(result: FrameResult, class_names: list[str]) -> np.ndarray:
     by_detection = {t.detection_index: t for t in result.tracks if t.detection_index is not None}
     colors = [track_color(by_detection[i].track_id) if i in by_detection else _UNTRACKED for i in range(len(det))]
     if len(det):
-        # one blend for all masks: colour layer where any mask is, later (higher-scoring first) masks on top
+        # one blend for all masks: colour layer where any mask is, later (higher-scoring first) masks on top;
+        # each mask touches only its crop window
         overlay = image.copy()
+        covered = np.zeros(image.shape[:2], bool)
         for index in np.argsort(det.scores):
-            overlay[det.masks[index]] = colors[index]
-        covered = det.masks.any(axis=0)
+            x0, y0, w, h = (int(v) for v in det.windows[index])
+            crop = det.mask(index)
+            overlay[y0 : y0 + h, x0 : x0 + w][crop] = colors[index]
+            covered[y0 : y0 + h, x0 : x0 + w] |= crop
         image[covered] = (image[covered] * (1 - _ALPHA) + overlay[covered] * _ALPHA).astype(np.uint8)
     for index in range(len(det)):
         x1, y1, x2, y2 = (round(float(v)) for v in det.boxes[index])

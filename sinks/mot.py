@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from pipeline.errors import ConfigError
-from pipeline.items import FrameResult, TrackState
+from pipeline.items import Detections, FrameResult, TrackState
+from pipeline.rle import crop_rles
 from sinks.base import FrameSink
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -86,13 +86,19 @@ class MotWriter(FrameSink):
                 masks_file.write(mots_row(number, track, height, width, counts))
 
     @staticmethod
-    def _rle_counts(dets, index: int) -> str | None:
+    def _rle_counts(dets: Detections, index: int) -> str | None:
         if index < len(dets.rles):
             counts = dets.rles[index]["counts"]
             return counts.decode("ascii") if isinstance(counts, bytes) else str(counts)
-        if dets.masks is not None and index < len(dets.masks):
-            rle = mask_utils.encode(np.asfortranarray(dets.masks[index].astype(np.uint8)))
-            return rle["counts"].decode("ascii")
+        if index < len(dets.windows):  # no RLE made upstream: encode the crop (never a full-frame mask)
+            a, b = dets.mask_offsets[index], dets.mask_offsets[index + 1]
+            (rle,) = crop_rles(
+                dets.mask_pixels[a:b],
+                np.array([0, b - a]),
+                dets.windows[index : index + 1],
+                np.array([dets.frame_size]),
+            )
+            return rle["counts"]
         return None
 
     def end_source(self, source_id: str) -> None:

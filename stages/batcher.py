@@ -5,8 +5,10 @@ first (so a lone live camera is never held back waiting for company). Frames of 
 freely: a batch is a list of CHW tensors, and the model's transform resizes each one.
 
 The copy to the device happens here, in the batcher's thread, so it overlaps the previous batch's inference:
-uint8 frames (4x smaller than float) go to the device — from pinned memory with non-blocking copies on CUDA —
-and are converted to float in [0, 1] there. The model's own transform then normalises with its mean/std.
+uint8 frames (4x smaller than float) go to the device — from pinned memory with non-blocking copies on CUDA; on
+the CPU the batch's tensors are the decoded frames themselves, no copy. They stay uint8 CHW views: the detector
+converts to float in [0, 1] on its device (`Detector.detect`) only if its model needs floats, so a stand-in
+model that needs no pixels pays nothing per frame. The model's own transform then normalises with its mean/std.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pipeline.stage import Stage
 
 
 def frames_to_device(frames: list[Frame], device: torch.device, pin_memory: bool = True) -> list[torch.Tensor]:
-    """uint8 HWC numpy frames → float CHW tensors in [0, 1] on `device` (the conversion runs on the device)."""
+    """uint8 HWC numpy frames → uint8 CHW tensors on `device` (views of the frames on the CPU: no copy)."""
     cuda = device.type == "cuda"
     images = []
     for frame in frames:
@@ -29,7 +31,7 @@ def frames_to_device(frames: list[Frame], device: torch.device, pin_memory: bool
         if cuda and pin_memory:
             host = host.pin_memory()  # page-locked: the copy below is asynchronous and faster
         on_device = host.to(device, non_blocking=cuda)
-        images.append(on_device.permute(2, 0, 1).float().div_(255.0))
+        images.append(on_device.permute(2, 0, 1))
     return images
 
 

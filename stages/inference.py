@@ -93,7 +93,8 @@ class Detector:
 
     @torch.inference_mode()
     def detect(self, images: list[torch.Tensor]) -> list[RawDetections]:
-        """Float CHW images in [0, 1] on the device → raw detections per image, boxes in the images' pixels."""
+        """CHW images on the device (uint8, or float in [0, 1]) → raw detections per image, in the images' pixels."""
+        images = [to_unit_float(img) for img in images]
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
         dtype = _AUTOCAST_DTYPES.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
@@ -164,6 +165,11 @@ def wants_cudnn_benchmark(cfg: ModelConfig, device: torch.device, sources: Seque
     if device.type != "cuda":
         return False
     return cfg.cudnn_benchmark if cfg.cudnn_benchmark is not None else all(map(fixed_frame_size, sources))
+
+
+def to_unit_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 CHW (as the batcher sends frames) → float in [0, 1], on the image's device; float images pass as is."""
+    return image.float().div_(255.0) if image.dtype == torch.uint8 else image
 
 
 def load_detector(cfg: ModelConfig) -> Detector:

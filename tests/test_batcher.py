@@ -9,6 +9,7 @@ import torch
 
 from pipeline.items import Batch, Frame, StreamStatus
 from stages.batcher import BatcherStage, frames_to_device
+from stages.inference import to_unit_float
 
 
 def frame(source: str, index: int, size: tuple[int, int] = (18, 32)) -> Frame:
@@ -47,8 +48,12 @@ def test_status_flushes_pending_frames_first() -> None:
     assert list(batcher.finish()) == []
 
 
-def test_frames_become_float_chw_in_unit_range_on_the_device() -> None:
+def test_frames_go_to_the_device_as_uint8_chw_and_the_detector_makes_unit_floats() -> None:
     f = Frame("a", 0, 0.0, 0.0, np.array([[[0, 128, 255]]], np.uint8))
     (image,) = frames_to_device([f], torch.device("cpu"))
-    assert image.dtype == torch.float32 and image.shape == (3, 1, 1)
-    torch.testing.assert_close(image.flatten(), torch.tensor([0.0, 128 / 255, 1.0]))
+    assert image.dtype == torch.uint8 and image.shape == (3, 1, 1)
+    assert image.data_ptr() == f.image.ctypes.data  # on the CPU the batch holds the decoded frame itself
+    unit = to_unit_float(image)
+    assert unit.dtype == torch.float32
+    torch.testing.assert_close(unit.flatten(), torch.tensor([0.0, 128 / 255, 1.0]))
+    assert to_unit_float(unit) is unit

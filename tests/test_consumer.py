@@ -135,7 +135,7 @@ def test_patterns_find_every_matching_source_and_masks_decode(redis_server: Redi
     for e in got:
         mask = e.mask()
         assert mask.dtype == bool and mask.shape == (48, 64)
-        np.testing.assert_array_equal(mask, frames[e.source_id].detections.masks[0])
+        np.testing.assert_array_equal(mask, frames[e.source_id].detections.full_mask(0))
         assert e.mask_area() == int(mask.sum())
 
 

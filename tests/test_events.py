@@ -50,7 +50,7 @@ def make_result(index: int, kinds: list[tuple[str, int, bool]], source_id: str =
         tracks.append(track)
         transitions.append(TrackTransition(kind, track))  # type: ignore[arg-type]
     n = len(masks)
-    detections = Detections(
+    detections = Detections.from_full_masks(
         boxes=np.array(boxes, np.float32).reshape(n, 4),
         scores=np.full(n, 0.9, np.float32),
         labels=np.ones(n, np.int64),
@@ -76,7 +76,7 @@ def test_track_events_follow_the_schema_and_masks_decode_to_the_frame() -> None:
     rle = json.loads(json.dumps(started["mask"]))
     assert isinstance(rle["counts"], str) and rle["size"] == [H, W]
     decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
-    np.testing.assert_array_equal(decoded, result.detections.masks[0])
+    np.testing.assert_array_equal(decoded, result.detections.full_mask(0))
     x1, y1, x2, y2 = started["bbox"]
     ys, xs = np.nonzero(decoded)
     assert x1 <= xs.min() and xs.max() < x2 and y1 <= ys.min() and ys.max() < y2

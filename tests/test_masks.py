@@ -11,7 +11,8 @@ from pycocotools import mask as mask_utils
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from pipeline.items import Frame, RawDetections
-from stages.masks import encode_rles, frame_detections, paste_masks
+from pipeline.mask_paste import paste_masks
+from stages.masks import frame_detections
 
 H, W, M = 180, 320, 28
 
@@ -36,6 +37,14 @@ def random_boxes(n: int, seed: int) -> torch.Tensor:
     boxes[:, 0::2] = boxes[:, 0::2].clamp(0, W)
     boxes[:, 1::2] = boxes[:, 1::2].clamp(0, H)
     return boxes
+
+
+def encode_rles(masks_nwh: np.ndarray) -> list[dict]:
+    """The reference encoder: pycocotools on full-frame masks laid out (N, W, H), counts as str."""
+    if masks_nwh.shape[0] == 0:
+        return []
+    rles = mask_utils.encode(masks_nwh.view(np.uint8).transpose(2, 1, 0))
+    return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("ascii")} for r in rles]
 
 
 def iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -101,8 +110,8 @@ def test_frame_detections_fills_every_field_and_handles_no_detections() -> None:
     frame = Frame("cam", 0, 0.0, 0.0, np.zeros((H, W, 3), np.uint8))
     raw = RawDetections(random_boxes(5, 1), torch.rand(5), torch.ones(5, dtype=torch.int64), blob_probs(5, 1))
     det = frame_detections(frame, raw, 0.5)
-    assert det.masks.shape == (5, H, W) and det.masks.dtype == bool
+    assert det.full_masks().shape == (5, H, W) and det.mask_pixels.dtype == bool
     assert det.boxes.dtype == np.float32 and det.labels.dtype == np.int64 and len(det.rles) == 5
     empty = RawDetections(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64), torch.zeros(0, 1, M, M))
     det = frame_detections(frame, empty, 0.5)
-    assert len(det) == 0 and det.masks.shape == (0, H, W) and det.rles == []
+    assert len(det) == 0 and det.full_masks().shape == (0, H, W) and det.rles == []

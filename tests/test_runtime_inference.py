@@ -38,9 +38,10 @@ def test_part_by_part_inference_equals_torchvision_forward_with_batched_masks() 
         frame = Frame("t", 0, None, 0.0, np.zeros((height, width, 3), np.uint8))
         det = frame_detections(frame, raw, 0.5, clip_to_box=False)
         torch_masks = (reference["masks"][:, 0] > 0.5).numpy()
-        assert det.masks.shape == torch_masks.shape
-        inter = (det.masks & torch_masks).reshape(len(det), -1).sum(1)
-        union = (det.masks | torch_masks).reshape(len(det), -1).sum(1)
+        masks = det.full_masks()
+        assert masks.shape == torch_masks.shape
+        inter = (masks & torch_masks).reshape(len(det), -1).sum(1)
+        union = (masks | torch_masks).reshape(len(det), -1).sum(1)
         assert np.all(inter[union > 0] / union[union > 0] >= 0.99)
 
 

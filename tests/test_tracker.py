@@ -27,7 +27,7 @@ def box_dets(boxes: list[list[float]], size: tuple[int, int] = (120, 160), score
     masks = np.zeros((len(arr), *size), bool)
     for i, b in enumerate(arr.astype(int)):
         masks[i, b[1] : b[3], b[0] : b[2]] = True
-    return Detections(arr, np.full(len(arr), score, np.float32), np.ones(len(arr), np.int64), masks, [])
+    return Detections.from_full_masks(arr, np.full(len(arr), score, np.float32), np.ones(len(arr), np.int64), masks, [])
 
 
 def static_cfg(**overrides) -> TrackerConfig:
@@ -201,7 +201,7 @@ def test_empty_frames_and_frames_without_masks():
         step = tracker.step(make_frame(i), Detections.empty(120, 160))
         assert step.tracks == [] and step.transitions == []
     dets = box_dets([BOX])
-    no_masks = Detections(dets.boxes, dets.scores, dets.labels, np.zeros((0, 120, 160), bool), [])
+    no_masks = Detections.from_full_masks(dets.boxes, dets.scores, dets.labels, np.zeros((0, 120, 160), bool), [])
     for i in range(5, 9):
         step = tracker.step(make_frame(i), no_masks)
     assert [t.track_id for t in step.tracks] == [1]
@@ -254,7 +254,7 @@ def test_disabled_tracker_passes_frames_through():
 
 def test_class_penalty_forbids_or_tolerates_a_class_flip():
     dets = box_dets([BOX])
-    other = Detections(dets.boxes, dets.scores, np.array([7]), dets.masks, [])
+    other = Detections.from_full_masks(dets.boxes, dets.scores, np.array([7]), dets.full_masks(), [])
     strict = MultiObjectTracker(static_cfg(class_penalty=1.0))
     tolerant = MultiObjectTracker(static_cfg())  # default 0.3: a detector's class flicker does not break a track
     for tracker in (strict, tolerant):

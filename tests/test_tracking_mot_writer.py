@@ -41,7 +41,7 @@ def test_writes_mot_and_mots_files_that_read_back(tmp_path):
             mrow = masks[number].ids.tolist().index(track.track_id)
             assert masks[number].classes[mrow] == track.label
             decoded = mask_utils.decode({**masks[number].rles[mrow], "counts": masks[number].rles[mrow]["counts"]})
-            assert np.array_equal(decoded.astype(bool), result.detections.masks[track.detection_index])
+            assert np.array_equal(decoded.astype(bool), result.detections.full_mask(track.detection_index))
 
 
 def test_safe_file_stem():

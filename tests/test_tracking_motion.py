@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.items import Detections
 from tests.toyscene import textured_background
 from tracking.camera_motion import CameraMotionEstimator
 from tracking.kalman import BoxKalman, cxcywh_to_xyxy, xyxy_to_cxcywh
@@ -46,12 +47,13 @@ def test_moving_objects_do_not_bias_the_camera_estimate():
     base = textured_background(360, 640, seed=7)
     patch = textured_background(300, 520, seed=8)
 
-    def frame(x: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def frame(x: int) -> tuple[np.ndarray, np.ndarray, object]:
         img = base.copy()
         img[30:330, x : x + 520] = patch
         mask = np.zeros((1, 360, 640), bool)
         mask[0, 30:330, x : x + 520] = True
-        return img, np.array([[x, 30, x + 520, 330]], float), mask
+        boxes = np.array([[x, 30, x + 520, 330]], float)
+        return img, boxes, Detections.from_full_masks(boxes, np.ones(1), np.ones(1), mask).mask_in
 
     frames = [frame(20), frame(50)]  # the object jumps 30 px, the camera does not move
     with_masks = CameraMotionEstimator(mode="auto")

@@ -120,7 +120,7 @@ class ToyScene:
                 rle = mask_utils.encode(np.asfortranarray(m))
                 rles.append({"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")})
         labels = np.array([self.objects[k].label for k in chosen], np.int64)
-        return Detections(
+        return Detections.from_full_masks(
             boxes=clipped.astype(np.float32),
             scores=np.full(len(boxes), score, np.float32),
             labels=labels,
@@ -156,9 +156,9 @@ def write_toy_clip(
             )  # fmt: skip
             dets = scene.detections(index)
             for k, box in enumerate(dets.boxes):
-                if dets.masks[k].sum() < 16 or min(box[2] - box[0], box[3] - box[1]) < 2:
+                if dets.full_mask(k).sum() < 16 or min(box[2] - box[0], box[3] - box[1]) < 2:
                     continue  # (almost) out of frame: nothing to see, not annotated
-                rle = mask_utils.encode(np.asfortranarray(dets.masks[k].astype(np.uint8)))
+                rle = mask_utils.encode(np.asfortranarray(dets.full_mask(k).astype(np.uint8)))
                 annotations.append(
                     {"id": len(annotations) + 1, "image_id": index + 1, "category_id": int(dets.labels[k]),
                      "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")},

@@ -64,7 +64,12 @@ class CroppedMask:
             return CroppedMask(np.zeros((max(h, 0), max(w, 0)), bool), box)
         if (h, w) == self.pixels.shape:
             return CroppedMask(self.pixels, box)
-        resized = cv2.resize(self.pixels.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        pixels = self.pixels.view(np.uint8)
+        if not pixels.flags.c_contiguous and pixels.T.flags.c_contiguous:
+            # a column-major crop (as the masks stage stores them): nearest-neighbour resizing is separable, so
+            # resizing the transpose and transposing back gives the same pixels without a copy
+            return CroppedMask(cv2.resize(pixels.T, (h, w), interpolation=cv2.INTER_NEAREST).T.view(bool), box)
+        resized = cv2.resize(np.ascontiguousarray(pixels), (w, h), interpolation=cv2.INTER_NEAREST)
         return CroppedMask(resized.view(bool), box)
 
 

@@ -10,6 +10,7 @@ pixel coordinates at full resolution, as a 3x3 matrix.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -25,6 +26,9 @@ _RANSAC_THRESHOLD_PX = 1.0  # in downscaled pixels
 _ECC_ITERATIONS = 40
 _ECC_EPS = 1e-4
 _EXCLUDE_DILATE_PX = 3  # a margin round each object: corners on its outline move with it, not the camera
+
+# mask n inside the pixel window (x1, y1, x2, y2), as a (y2 - y1, x2 - x1) bool array (`Detections.mask_in`)
+MaskWindow = Callable[[int, tuple[int, int, int, int]], np.ndarray]
 
 
 @dataclass(slots=True)
@@ -73,10 +77,11 @@ class CameraMotionEstimator:
         self,
         image: np.ndarray,
         boxes: np.ndarray | None = None,
-        masks: np.ndarray | None = None,
+        masks: MaskWindow | None = None,
     ) -> MotionEstimate:
         """Warp from the previous frame to `image` (H x W x 3 RGB or H x W grey). `boxes` (N, 4) and `masks`
-        (N, H, W) bool of this frame's detections mark pixels that are not background."""
+        (mask n inside a pixel window, e.g. `Detections.mask_in`) of this frame's detections mark pixels that are
+        not background."""
         identity = np.eye(3)
         if self.mode == "off":
             return MotionEstimate(identity, "off")
@@ -121,7 +126,7 @@ class CameraMotionEstimator:
         return np.ascontiguousarray(image)
 
     def _background_mask(
-        self, shape: tuple[int, ...], boxes: np.ndarray | None, masks: np.ndarray | None
+        self, shape: tuple[int, ...], boxes: np.ndarray | None, masks: MaskWindow | None
     ) -> np.ndarray:
         """uint8 mask at the small scale: 255 where a pixel may be used for camera motion."""
         usable = np.full(shape[:2], 255, np.uint8)
@@ -129,18 +134,20 @@ class CameraMotionEstimator:
             return usable
         s = self._scale
         small_h, small_w = shape[:2]
-        have_masks = masks is not None and masks.ndim == 3 and len(masks) == len(boxes)
+        full_h, full_w = self._full_size or (0, 0)
         step = max(1, round(1.0 / s))
         for i, box in enumerate((np.asarray(boxes, dtype=np.float64) * s).tolist()):
             x1, y1, x2, y2 = integer_box(box, small_h, small_w)
             if x2 <= x1 or y2 <= y1:
                 continue
-            if not have_masks:
+            if masks is None:
                 usable[y1:y2, x1:x2] = 0
                 continue
             # Strided view of the mask inside the box (no full-frame work), fitted to the small box if the
             # scale is not a whole step.
-            region = masks[i, round(y1 / s) : round(y2 / s) : step, round(x1 / s) : round(x2 / s) : step]
+            fy1, fy2 = min(round(y1 / s), full_h), min(round(y2 / s), full_h)
+            fx1, fx2 = min(round(x1 / s), full_w), min(round(x2 / s), full_w)
+            region = masks(i, (fx1, fy1, max(fx1, fx2), max(fy1, fy2)))[::step, ::step]
             if region.shape != (y2 - y1, x2 - x1):
                 if region.size == 0:
                     continue

@@ -80,8 +80,8 @@ class MultiObjectTracker:
 
         self._predict(dt)
         boxes = np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
-        have_masks = dets.masks is not None and dets.masks.ndim == 3 and len(dets.masks) == len(boxes)
-        motion = self.motion.estimate(frame.image, boxes, dets.masks if have_masks else None)
+        have_masks = len(dets.windows) == len(boxes)
+        motion = self.motion.estimate(frame.image, boxes, dets.mask_in if have_masks else None)
         if not motion.is_identity:
             self._warp(motion.matrix)
 
@@ -90,7 +90,10 @@ class MultiObjectTracker:
         det_pixel_boxes = [integer_box(b, height, width) for b in boxes]
         det_masks: list[CroppedMask | None] = [None] * len(boxes)
         if have_masks and self.cfg.mask_weight > 0:
-            det_masks = [CroppedMask.from_full(dets.masks[i], det_pixel_boxes[i]) for i in range(len(boxes))]
+            # the masks stage keeps each mask in exactly this window, so these are views, not copies
+            det_masks = [
+                CroppedMask(dets.mask_in(i, det_pixel_boxes[i]), det_pixel_boxes[i]) for i in range(len(boxes))
+            ]
 
         for track in self.tracks:
             track.detection_index = None
