@@ -186,7 +186,7 @@ def gil_probe(seconds: float = 2.0) -> dict[str, float]:
     """Rate of a pure-Python loop alone and beside the masks stage's work (new crop path, old full-frame path)."""
     from pycocotools import mask as mask_utils
 
-    from pipeline.mask_paste import paste_masks
+    from kernels.mask_paste import paste_masks
     from stages.masks import batch_detections
 
     height, width, batch = 1080, 1920, 4

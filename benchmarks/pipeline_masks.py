@@ -20,7 +20,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.mask_paste import paste_masks
+from kernels.mask_paste import paste_masks
 
 
 def inputs(n: int, width: int, height: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

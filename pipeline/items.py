@@ -85,6 +85,23 @@ class Detections:
         height, width = self.frame_size
         return np.array([self.full_mask(n) for n in range(len(self.windows))], bool).reshape(-1, height, width)
 
+    def subset(self, indices: list[int]) -> Detections:
+        """The chosen detections (in that order), their crops repacked: work proportional to those crops."""
+        picked = np.asarray(indices, np.int64).reshape(-1)
+        crops = [self.mask_pixels[self.mask_offsets[n] : self.mask_offsets[n + 1]] for n in picked]
+        offsets = np.zeros(len(crops) + 1, np.int64)
+        np.cumsum([len(c) for c in crops], out=offsets[1:])
+        return Detections(
+            boxes=self.boxes[picked],
+            scores=self.scores[picked],
+            labels=self.labels[picked],
+            windows=self.windows[picked],
+            mask_offsets=offsets,
+            mask_pixels=np.concatenate(crops) if crops else np.zeros(0, bool),
+            rles=[self.rles[n] for n in picked] if len(self.rles) == len(self) else [],
+            frame_size=self.frame_size,
+        )
+
     @classmethod
     def empty(cls, height: int, width: int) -> Detections:
         return cls(

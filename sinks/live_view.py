@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.items import Detections, FrameResult
+from pipeline.items import FrameResult
 from sinks.annotated_video import draw_result
 from sinks.base import FrameSink
 
@@ -159,28 +159,15 @@ def _draw_highlighted(result: FrameResult, class_names: list[str], track_id: int
     track = next((t for t in result.tracks if t.track_id == track_id), None)
     dimmed = dataclasses.replace(result.frame, image=(result.frame.image * _DIM).astype(np.uint8))
     if track is None:
-        alone = FrameResult(dimmed, _subset(result.detections, []), [], [])
+        alone = FrameResult(dimmed, result.detections.subset([]), [], [])
         note = f"track #{track_id} is not in view"
     elif track.detection_index is None:
-        alone = FrameResult(dimmed, _subset(result.detections, []), [], [track])
+        alone = FrameResult(dimmed, result.detections.subset([]), [], [track])
         note = f"track #{track_id}: predicted (not seen in this frame)"
     else:
         only = dataclasses.replace(track, detection_index=0)
-        alone = FrameResult(dimmed, _subset(result.detections, [track.detection_index]), [], [only])
+        alone = FrameResult(dimmed, result.detections.subset([track.detection_index]), [], [only])
         note = f"track #{track_id}"
     image = draw_result(alone, class_names)
     cv2.putText(image, note, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
     return image
-
-
-def _subset(detections: Detections, indices: list[int]) -> Detections:
-    """The chosen detections, every per-detection field sliced alike (whatever fields `Detections` carries)."""
-    count = len(detections)
-    changes: dict[str, Any] = {}
-    for spec in dataclasses.fields(detections):
-        value = getattr(detections, spec.name)
-        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == count:
-            changes[spec.name] = value[indices]
-        elif isinstance(value, list) and len(value) == count:
-            changes[spec.name] = [value[i] for i in indices]
-    return dataclasses.replace(detections, **changes)

@@ -1,7 +1,7 @@
 """Masks stage: a batch's raw detections (on the model's device) → one `FrameResult` per frame, masks box-local.
 
 All detections of the batch are pasted at once into their crop windows on the model's device and come to the
-host in one copy (`pipeline.mask_paste.paste_crops`); their full-frame COCO RLEs are computed from the crops
+host in one copy (`kernels.mask_paste.paste_crops`); their full-frame COCO RLEs are computed from the crops
 (`pipeline.rle.crop_rles`), in numpy passes that release the GIL. No full-frame mask is ever made.
 
 Bad input never raises: a box with a NaN/inf coordinate has no place in the frame, so the detection is dropped
@@ -17,8 +17,8 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from kernels.mask_paste import PastedCrops, paste_crops, paste_masks
 from pipeline.items import Detections, Frame, FrameResult, InferenceBatch, RawDetections
-from pipeline.mask_paste import PastedCrops, paste_crops, paste_masks
 from pipeline.metrics import DETECTIONS_DROPPED, FRAMES_PROCESSED
 from pipeline.rle import crop_rles
 from pipeline.stage import Stage

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
+from kernels.mask_paste import paste_masks
 from pipeline.items import Frame, RawDetections
-from pipeline.mask_paste import paste_masks
 from stages.masks import frame_detections
 
 H, W, M = 180, 320, 28

@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
+from kernels.mask_paste import paste_masks
 from pipeline.config import ModelConfig
 from pipeline.config.tracker import TrackerConfig
 from pipeline.events import EventBuilder, encode_event
 from pipeline.items import Detections, Frame, FrameResult, RawDetections
-from pipeline.mask_paste import paste_masks
 from pipeline.rle import crop_rles
 from stages.masks import batch_detections, frame_detections
 from stages.tracker import TrackerStage
@@ -230,3 +230,15 @@ def test_annotated_frame_blends_each_crop_as_the_full_masks_would() -> None:
     inner = covered & ~drawn_on
     assert inner.sum() > 1000
     np.testing.assert_array_equal(drawn[inner], expected[inner])
+
+
+def test_subset_keeps_each_chosen_mask_with_its_own_pixels() -> None:
+    rng = np.random.default_rng(3)
+    masks = rng.random((4, 30, 40)) > 0.5
+    boxes = np.array([[0, 0, 40, 30]] * 4, np.float32)
+    dets = Detections.from_full_masks(boxes, np.ones(4, np.float32), np.arange(4), masks)
+    picked = dets.subset([2, 0])
+    assert len(picked) == 2 and list(picked.labels) == [2, 0]
+    assert np.array_equal(picked.full_mask(0), masks[2]) and np.array_equal(picked.full_mask(1), masks[0])
+    assert picked.rles == [dets.rles[2], dets.rles[0]]
+    assert len(dets.subset([])) == 0

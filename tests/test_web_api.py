@@ -46,7 +46,7 @@ def result(source_id: str, index: int, size: tuple[int, int] = (180, 320), noise
         image = np.full((height, width, 3), index % 255, np.uint8)
     masks = np.zeros((1, height, width), bool)
     masks[0, 20:80, 30:90] = True
-    detections = Detections(
+    detections = Detections.from_full_masks(
         np.array([[30, 20, 90, 80]], np.float32), np.array([0.9], np.float32), np.array([1]), masks, [{}]
     )
     track = TrackState(7, 1, 0.9, np.array([30, 20, 90, 80], np.float32), 0, 0, 0.0, index, 0.0, index + 1)
