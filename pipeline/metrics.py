@@ -39,3 +39,10 @@ EVENTS_DROPPED = Counter(
     "maskstream_events_dropped_total", "Events dropped because the spool was full during a Redis outage", ["source"]
 )
 REDIS_UP = Gauge("maskstream_redis_up", "1 while the publisher is connected to Redis, else 0")
+ZONE_EVENTS = Counter(
+    "maskstream_zone_events_total", "Zone events: event=entered, exited, dwell", ["source", "zone", "event"]
+)
+LINE_CROSSINGS = Counter(
+    "maskstream_line_crossings_total", "Line crossings by direction", ["source", "line", "direction"]
+)
+ZONE_OCCUPANCY = Gauge("maskstream_zone_occupancy", "Tracks inside a zone now (every class)", ["source", "zone"])

@@ -3,7 +3,7 @@
     source threads ──(per-source queue: block | drop_oldest)──┐
     source threads ───────────────────────────────────────────┤ QueueGroup (round-robin, fair)
                                                               ▼
-    batcher ──▶ inference ──▶ masks ──▶ tracker ──▶ publish (events → Redis / JSONL; results → MP4 / MOT)
+    batcher ──▶ inference ──▶ masks ──▶ tracker ──▶ [zones] ──▶ publish (events → Redis / JSONL; results → MP4 / MOT)
 
 Threads, not processes: decoding (FFmpeg), torch and OpenCV release the GIL for their heavy work, and handing
 frames between threads costs no copy (docs/PIPELINE.md has the measurements). Every queue is bounded, so memory is
@@ -40,6 +40,7 @@ from stages.inference import Detector, InferenceStage, load_detector
 from stages.masks import MasksStage
 from stages.publish import PublishStage
 from stages.tracker import TrackerStage
+from stages.zones import ZonesStage, has_regions
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +293,8 @@ class Pipeline:
             TrackerStage(cfg.tracker),
             PublishStage(builder, self.event_sinks, frame_sinks, self.stats, cfg.sinks.close_timeout_s),
         ]
+        if has_regions(cfg.sources):  # zones and lines judge tracks: after the tracker, before publish
+            stages.insert(-1, ZonesStage(cfg.sources, self.detector.class_names))
         inbox: BoundedQueue | QueueGroup = self._group
         for position, stage in enumerate(stages):
             last = position == len(stages) - 1
