@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "synth.cli",  # synth
     "training.cli",  # train, eval
     "evaluation.tracking_cli",  # eval-tracking
+    "evaluation.events_cli",  # eval-events
 )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from analytics.geometry import Reference, polygon_problem
 
@@ -125,3 +125,33 @@ def check_unique_names(zones: list[ZoneConfig], lines: list[LineConfig]) -> None
             if region.name in seen:
                 raise ValueError(f"{where}.name: {region.name!r} is already used by {seen[region.name]}")
             seen[region.name] = where
+
+
+class RegionsConfig(BaseModel):
+    """A file of zones and lines alone (`maskstream synth --zones`): the same entries a source's `zones:` and
+    `lines:` take, so one file serves the simulator's ground truth and a run's config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    zones: list[ZoneConfig] = Field(default_factory=list, description="Named polygons.")
+    lines: list[LineConfig] = Field(default_factory=list, description="Named counting lines.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> RegionsConfig:
+        check_unique_names(self.zones, self.lines)
+        if not self.zones and not self.lines:
+            raise ValueError("no zones and no lines: give at least one")
+        return self
+
+
+def load_regions(path: str) -> RegionsConfig:
+    """Read a zones/lines YAML file; a one-line ConfigError naming the file and field on any problem."""
+    from pydantic import ValidationError
+
+    from pipeline.config.loader import format_validation_error, load_yaml
+    from pipeline.errors import ConfigError
+
+    try:
+        return RegionsConfig.model_validate(load_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from None
