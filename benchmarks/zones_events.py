@@ -200,7 +200,8 @@ def main() -> int:
     parser.add_argument("--zones", default=str(Path(__file__).resolve().parents[1] / "configs/zones-eval.yaml"))
     parser.add_argument("--surveillance-seeds", type=int, nargs="*", default=[901, 902])
     parser.add_argument("--drone-seeds", type=int, nargs="*", default=[901])
-    parser.add_argument("--frames", type=int, default=240)
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--fps", type=float, default=15.0, help="clip frame rate (15: half the model time of 30)")
     parser.add_argument("--tolerance", type=float, default=0.5)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -211,9 +212,9 @@ def main() -> int:
     started = time.monotonic()
     clips = [("surveillance", s) for s in args.surveillance_seeds] + [("drone", s) for s in args.drone_seeds]
     for mode, seed in clips:
-        directory = root / "clips" / f"{mode}-{seed}"
+        directory = root / "clips" / f"{mode}-{seed}-{args.frames}f{args.fps:g}"
         if not (directory / TRUTH_FILE).exists():
-            render_clip(directory, mode=mode, seed=seed, frames=args.frames, force=True, regions=regions)
+            render_clip(directory, mode=mode, seed=seed, frames=args.frames, fps=args.fps, force=True, regions=regions)
         clip = load_clip(directory)
         truth = load_events(directory / TRUTH_FILE)
         cache = root / "detections" / f"{clip.name}.model.npz"
