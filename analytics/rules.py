@@ -83,7 +83,6 @@ class _ZoneTrack:
     inside: bool = False
     label: int = 0
     entered: Moment | None = None
-    dwell_sent: bool = False
     pending: _Pending = field(default_factory=_Pending)
 
 
@@ -101,6 +100,7 @@ class _Zone:
     tracks: dict[int, _ZoneTrack] = field(default_factory=dict)
     occupancy: dict[int, int] = field(default_factory=dict)
     entries: int = 0
+    dwelled: set[int] = field(default_factory=set)  # tracks already sent `zone.dwell` (once per track and zone)
 
 
 @dataclass(slots=True)
@@ -161,7 +161,8 @@ class RegionRules:
                 continue
             zone = _Zone(cfg, points, self._zone_classes[index])
             if (old := old_zones.get(cfg.name)) is not None:
-                zone.tracks, zone.occupancy, zone.entries = old.tracks, old.occupancy, old.entries
+                zone.tracks, zone.occupancy = old.tracks, old.occupancy
+                zone.entries, zone.dwelled = old.entries, old.dwelled
             self.zones.append(zone)
         for index, cfg in enumerate(self.line_cfgs):
             points = cfg.pixel_points(width, height)
@@ -197,6 +198,7 @@ class RegionRules:
             if latest is None or last_seen.frame_index > latest.frame_index:
                 latest = last_seen
             for zone in self.zones:
+                zone.dwelled.discard(track_id)
                 state = zone.tracks.pop(track_id, None)
                 if state is not None and state.inside:
                     events.append(self._exit(zone, track_id, state, last_seen))
@@ -246,7 +248,7 @@ class RegionRules:
                 since = state.pending.since or now
                 state.pending.clear()
                 if inside:
-                    state.inside, state.label, state.entered, state.dwell_sent = True, obj.label, since, False
+                    state.inside, state.label, state.entered = True, obj.label, since
                     zone.entries += 1
                     events.append(_event("zone.entered", zone.cfg.name, since, obj.track_id, obj.label))
                 else:
@@ -254,10 +256,10 @@ class RegionRules:
                     del zone.tracks[obj.track_id]
                     return
         dwell_s = zone.cfg.dwell_s
-        if state.inside and dwell_s is not None and not state.dwell_sent and state.entered is not None:
+        if state.inside and dwell_s is not None and obj.track_id not in zone.dwelled and state.entered is not None:
             stayed = now.t - state.entered.t
             if stayed >= dwell_s:
-                state.dwell_sent = True
+                zone.dwelled.add(obj.track_id)
                 events.append(_event("zone.dwell", zone.cfg.name, now, obj.track_id, obj.label, dwell_s=stayed))
 
     @staticmethod

@@ -294,7 +294,14 @@ class Pipeline:
             PublishStage(builder, self.event_sinks, frame_sinks, self.stats, cfg.sinks.close_timeout_s),
         ]
         if has_regions(cfg.sources):  # zones and lines judge tracks: after the tracker, before publish
-            stages.insert(-1, ZonesStage(cfg.sources, self.detector.class_names))
+            try:
+                stages.insert(-1, ZonesStage(cfg.sources, self.detector.class_names))
+            except MaskstreamError:  # e.g. a class the model does not know: nothing has started yet
+                for event_sink in self.event_sinks:
+                    event_sink.close(1.0)
+                for frame_sink in frame_sinks:
+                    frame_sink.close()
+                raise
         inbox: BoundedQueue | QueueGroup = self._group
         for position, stage in enumerate(stages):
             last = position == len(stages) - 1

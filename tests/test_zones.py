@@ -301,3 +301,15 @@ def test_annotated_frames_show_zones_and_counts() -> None:
     assert not image[150, 150].any()
     assert rules.overlay()[0].text == "z: 0"
     _ = cv2  # drawing is OpenCV
+
+
+def test_dwell_is_sent_once_per_track_and_zone_even_after_a_re_entry() -> None:
+    zone = ZoneConfig(name="z", points=SQUARE, min_frames=1, dwell_s=0.2)
+    rules = RegionRules([zone], [], CLASSES)
+    path = [(40, 40)] * 4 + [(150, 150)] * 2 + [(40, 40)] * 4
+    events = run_rules(rules, path)
+    assert [e.kind for e in events if e.kind != "zone.occupancy"] == [
+        "zone.entered", "zone.dwell", "zone.exited", "zone.entered"
+    ]  # fmt: skip
+    rules.end_tracks([(1, moment(9))])
+    assert [e.kind for e in run_rules(rules, [(40, 40)] * 4) if e.kind == "zone.dwell"] == ["zone.dwell"]  # a new life
