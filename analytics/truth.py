@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 from analytics.rules import Moment, ObjectView, RegionRules
 from pipeline.config.zones import RegionsConfig
 from pipeline.events import EventBuilder
@@ -57,7 +59,7 @@ class TrueEvents:
             if inst.ignore:
                 continue
             x, y, w, h = inst.bbox
-            box = (float(x), float(y), float(x + w), float(y + h))
+            box = np.array([x, y, x + w, y + h], np.float32)
             objects.append(ObjectView(inst.track_id, inst.category_id, box, inst.mask[y : y + h, x : x + w], x, y))
             self.last_seen[inst.track_id] = now
         zone_events = self.rules.step(now, objects)

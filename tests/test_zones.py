@@ -313,3 +313,30 @@ def test_dwell_is_sent_once_per_track_and_zone_even_after_a_re_entry() -> None:
     ]  # fmt: skip
     rules.end_tracks([(1, moment(9))])
     assert [e.kind for e in run_rules(rules, [(40, 40)] * 4) if e.kind == "zone.dwell"] == ["zone.dwell"]  # a new life
+
+
+def test_prometheus_counts_per_zone_event_and_line_direction() -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = value("maskstream_zone_events_total", source="cam", zone="bay", event="entered")
+    parked_car_clip("box_bottom")
+    assert value("maskstream_zone_events_total", source="cam", zone="bay", event="entered") == before + 2
+    assert value("maskstream_zone_occupancy", source="cam", zone="bay") == 0
+
+    stage = ZonesStage(
+        build_config(
+            {"sources": [source(lines=[{"name": "gate", "points": [[100, 0], [100, 100]], "min_frames": 1}])]}
+        ).sources,
+        CLASSES,
+    )
+    crossed_before = value("maskstream_line_crossings_total", source="cam", line="gate", direction="in")
+    tracker = TrackerStage(TrackerConfig(camera_motion="off"))
+    for index in range(20):  # a walker going east across x=100: towards the line's left (on screen), "in"
+        mask = np.zeros((180, 320), bool)
+        mask[20:60, 60 + 4 * index : 80 + 4 * index] = True
+        frame = Frame("cam", index, index / 15, 1000 + index / 15, np.zeros((180, 320, 3), np.uint8))
+        list(stage.process(tracker.track(FrameResult(frame, detections_of([mask], [PERSON])))))
+    assert value("maskstream_line_crossings_total", source="cam", line="gate", direction="in") == crossed_before + 1
