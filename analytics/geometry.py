@@ -78,25 +78,35 @@ def point_in_polygon(point: Point, polygon: np.ndarray) -> bool:
     return cv2.pointPolygonTest(contour, (float(point[0]), float(point[1])), False) >= 0
 
 
-def mask_fraction_inside(crop: np.ndarray, x0: int, y0: int, polygon: np.ndarray) -> float:
-    """Share of the mask's pixels inside `polygon`; `crop` is the mask's box window, its top-left at (x0, y0).
+def points_in_polygon(px: np.ndarray, py: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Even-odd test of many points against one polygon, vectorised over the points (cost: points x edges)."""
+    inside = np.zeros(px.shape, bool)
+    previous = polygon[-1]
+    for vertex in polygon:
+        (x1, y1), (x2, y2) = vertex, previous
+        previous = vertex
+        if y1 == y2:
+            continue  # a horizontal edge never crosses the horizontal ray
+        spans = (y1 > py) != (y2 > py)
+        crossing_x = x1 + (py - y1) * ((x2 - x1) / (y2 - y1))
+        inside ^= spans & (px < crossing_x)
+    return inside
 
-    The polygon is rasterised into the crop's window only (pixel centres, as OpenCV fills), so the cost follows
-    the object's size, not the frame's.
-    """
-    total = int(np.count_nonzero(crop))
-    if total == 0:
-        return 0.0
+
+def mask_fraction_inside(crop: np.ndarray, x0: int, y0: int, polygon: np.ndarray) -> float:
+    """Share of the mask's pixels whose centres are inside `polygon`; `crop` is the mask's box window, its
+    top-left at (x0, y0). Only the mask's own pixels are tested, so the cost follows the object, not the frame."""
     height, width = crop.shape
-    # fast exits on the bounding boxes: most objects are nowhere near most zones
+    # fast exit on the bounding boxes: most objects are nowhere near most zones
     px0, py0 = polygon.min(axis=0)
     px1, py1 = polygon.max(axis=0)
     if px1 < x0 or py1 < y0 or px0 > x0 + width or py0 > y0 + height:
         return 0.0
-    window = np.zeros((height, width), np.uint8)
-    shifted = np.round((polygon - (x0, y0)) * 16).astype(np.int32)  # 4 fractional bits: sub-pixel vertices
-    cv2.fillPoly(window, [shifted.reshape(-1, 1, 2)], 1, lineType=cv2.LINE_8, shift=4)
-    return int(np.count_nonzero(window.view(bool) & crop)) / total
+    ys, xs = np.nonzero(crop)
+    if xs.size == 0:
+        return 0.0
+    inside = points_in_polygon(xs + (x0 + 0.5), ys + (y0 + 0.5), np.asarray(polygon, float))
+    return float(np.count_nonzero(inside)) / xs.size
 
 
 def footprint_point(crop: np.ndarray, x0: int, y0: int) -> Point | None:
