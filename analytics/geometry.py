@@ -1,14 +1,14 @@
 """Pure geometry for zones and lines: polygon checks, sides of a line, where an object is (mask or box).
 
 Image coordinates throughout: x to the right, y down, pixels. Mask work touches only the object's box window
-(a crop of the mask), never the whole frame, so the cost is proportional to the object.
+(a crop of the mask), never the whole frame, so the cost is proportional to the object. numpy only: the config
+validates polygons with it, and config loading must stay light.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-import cv2
 import numpy as np
 
 Point = tuple[float, float]
@@ -73,9 +73,9 @@ def polygon_problem(points: np.ndarray, min_area: float = 1e-9) -> str | None:
 
 
 def point_in_polygon(point: Point, polygon: np.ndarray) -> bool:
-    """Inside or on the border (even-odd rule, as OpenCV's pointPolygonTest >= 0)."""
-    contour = np.asarray(polygon, np.float32).reshape(-1, 1, 2)
-    return cv2.pointPolygonTest(contour, (float(point[0]), float(point[1])), False) >= 0
+    """Even-odd rule (a point exactly on an edge may fall either way)."""
+    px, py = np.array([float(point[0])]), np.array([float(point[1])])
+    return bool(points_in_polygon(px, py, np.asarray(polygon, float))[0])
 
 
 def points_in_polygon(px: np.ndarray, py: np.ndarray, polygon: np.ndarray) -> np.ndarray:
