@@ -116,3 +116,35 @@ def test_eval_events_cli_prints_the_table_and_writes_json(tmp_path: Path, capsys
     assert "| line.crossed gate in | 1 | 0 | 0 | 1.000 | 1.000 | 1.000 | 0.300 / 0.300 |" in out
     assert json.loads(report.read_text())["groups"]["crossings"]["f1"] == 1.0
     assert main(["eval-events", str(run), str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_synth_run_and_eval_events_chain_with_the_bundled_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The documented loop: a clip with its true events, a real run with the same zones, the score."""
+    regions = tmp_path / "zones.yaml"
+    regions.write_text(
+        "zones:\n  - {name: half, units: fraction, points: [[0, 0.3], [0.5, 0.3], [0.5, 1], [0, 1]]}\n"
+        "lines:\n  - {name: mid, units: fraction, points: [[0.5, 0.3], [0.5, 1]]}\n"
+    )
+    clip = tmp_path / "clip"
+    assert main(["synth", str(clip), "--seed", "903", "--frames", "10", "--fps", "10", "--zones", str(regions)]) == 0
+    run = tmp_path / "run.jsonl"
+    lines = "[{name: mid, units: fraction, points: [[0.5, 0.3], [0.5, 1]]}]"
+    zones = "[{name: half, units: fraction, points: [[0, 0.3], [0.5, 0.3], [0.5, 1], [0, 1]]}]"
+    code = main(["run", "--source", f"clip={clip / 'video.mp4'}", "--jsonl", str(run), "--device", "cpu",
+                 "--no-progress", "--set", f"sources[0].lines={lines}", "--set", f"sources[0].zones={zones}"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    events = [json.loads(line) for line in run.read_text().splitlines()]
+    for event in events:
+        validate_event(event)
+    started = {e["track_id"] for e in events if e["type"] == "track.started"}
+    assert {e["track_id"] for e in events if e["type"].startswith(("zone.e", "line."))} <= started
+    scores = tmp_path / "scores.json"
+    capsys.readouterr()
+    assert main(["eval-events", str(run), str(clip), "--json", str(scores)]) == 0
+    truth = [json.loads(line) for line in (clip / TRUTH_FILE).read_text().splitlines()]
+    groups = json.loads(scores.read_text())["groups"]
+    true_entries = sum(e["type"] == "zone.entered" for e in truth)
+    assert groups["entries"]["tp"] + groups["entries"]["fn"] == true_entries
+    assert "entries+exits" in capsys.readouterr().out
