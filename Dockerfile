@@ -15,6 +15,7 @@ COPY maskrcnn maskrcnn
 COPY synth synth
 COPY training training
 COPY tracking tracking
+COPY analytics analytics
 COPY configs configs
 ARG EXTRAS=cuda13
 RUN pip install torch==2.14.1 torchvision==0.29.1 && pip install ".[${EXTRAS}]"

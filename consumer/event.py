@@ -40,6 +40,11 @@ class Event:
     def source_id(self) -> str:
         return self.data["source_id"]
 
+    @property
+    def region(self) -> str | None:
+        """The zone (`zone.*` events) or line (`line.crossed`) an analytics event is about; None for others."""
+        return self.data.get("zone", self.data.get("line"))
+
     def __getitem__(self, name: str) -> Any:
         return self.data[name]
 

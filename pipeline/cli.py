@@ -37,6 +37,7 @@ COMMANDS = (
         "eval-tracking", "evaluation.tracking_cli", "score trackers on synthetic clips (HOTA, MOTA, IDF1, mask HOTA)"
     ),
     Command("weights", "maskrcnn.weights_cli", "list the model weights maskstream can use, or fetch COCO checkpoints"),
+    Command("eval-events", "evaluation.events_cli", "score a run's zone and line events against a clip's true events"),
 )
 
 

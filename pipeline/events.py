@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: the schema (and the config that names it) loads without numpy
-    from pipeline.items import FrameResult, StreamStatus, TrackState, TrackTransition
+    from pipeline.items import FrameResult, StreamStatus, TrackState, TrackTransition, ZoneEvent
 
 SCHEMA_VERSION = 1
 # one stream per source; str.format template -> maskstream:{cam1}:events (a Redis Cluster hash tag per source)
@@ -35,7 +35,8 @@ DEFAULT_STREAM_KEY = "maskstream:{{{source_id}}}:events"
 
 TRACK_TYPES = ("track.started", "track.updated", "track.lost", "track.ended")
 STREAM_TYPES = ("stream.started", "stream.ended", "stream.connected", "stream.disconnected", "stream.error")
-EVENT_TYPES = (*TRACK_TYPES, *STREAM_TYPES, "frame.summary", "publisher.dropped")
+ZONE_TYPES = ("zone.entered", "zone.exited", "zone.dwell", "zone.occupancy", "line.crossed")
+EVENT_TYPES = (*TRACK_TYPES, *STREAM_TYPES, "frame.summary", "publisher.dropped", *ZONE_TYPES)
 
 COMMON_FIELDS = ("v", "event_id", "type", "source_id", "frame_index", "pts", "capture_time")
 _TRACK_FIELDS = (
@@ -63,6 +64,11 @@ TYPE_FIELDS: dict[str, tuple[str, ...]] = {
         "first_capture_time",
         "last_capture_time",
     ),
+    "zone.entered": ("zone", "track_id", "class_id", "class_name"),
+    "zone.exited": ("zone", "track_id", "class_id", "class_name", "dwell_s"),
+    "zone.dwell": ("zone", "track_id", "class_id", "class_name", "dwell_s"),
+    "zone.occupancy": ("zone", "counts", "total"),
+    "line.crossed": ("line", "track_id", "class_id", "class_name", "direction"),
 }
 
 
@@ -92,6 +98,8 @@ class EventBuilder:
         """The track events of one frame (in the tracker's order), then the optional frame summary."""
         frame = result.frame
         events = [self._track_event(result, transition) for transition in result.transitions]
+        if result.analytics is not None:
+            events += self.for_zone_events(frame.source_id, result.analytics.events)
         if self.frame_summary:
             height, width = frame.size
             event = self._common(frame.source_id, "frame.summary", f"f{frame.index}:summary", frame.index)
@@ -126,6 +134,38 @@ class EventBuilder:
             event["capture_time"] = float(track.last_time)
             events.append(event)
         return events
+
+    def for_zone_events(self, source_id: str, zone_events: Iterable[ZoneEvent]) -> list[dict[str, Any]]:
+        """`zone.*` and `line.crossed` events. Ids are deterministic: region, track, kind and the frame it happened
+        on (a dwell alert is sent once per track and zone, so its id has no frame)."""
+        events = []
+        for item in zone_events:
+            kind = item.kind.split(".", 1)[1]
+            if item.kind == "zone.occupancy":
+                local_id = f"z:{item.region}:occupancy:f{item.frame_index}"
+            elif item.kind == "zone.dwell":
+                local_id = f"z:{item.region}:t{item.track_id}:dwell"
+            else:
+                prefix = "l" if item.kind == "line.crossed" else "z"
+                local_id = f"{prefix}:{item.region}:t{item.track_id}:{kind}:f{item.frame_index}"
+            event = self._common(source_id, item.kind, local_id, item.frame_index)
+            event.update(pts=item.pts, capture_time=float(item.capture_time))
+            event["line" if item.kind == "line.crossed" else "zone"] = item.region
+            if item.kind == "zone.occupancy":
+                counts = {self._class_name(label): int(n) for label, n in (item.counts or {}).items()}
+                event.update(counts=counts, total=sum(counts.values()))
+            else:
+                label = int(item.label) if item.label is not None else -1
+                event.update(track_id=int(item.track_id or 0), class_id=label, class_name=self._class_name(label))
+            if item.dwell_s is not None:
+                event["dwell_s"] = round(float(item.dwell_s), 3)
+            if item.direction is not None:
+                event["direction"] = item.direction
+            events.append(event)
+        return events
+
+    def _class_name(self, label: int) -> str:
+        return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
 
     def _track_event(self, result: FrameResult, transition: TrackTransition) -> dict[str, Any]:
         frame, track = result.frame, transition.track

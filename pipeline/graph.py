@@ -21,6 +21,7 @@ from stages.inference import Detector, InferenceStage, wants_cudnn_benchmark, wa
 from stages.masks import MasksStage
 from stages.publish import PublishStage
 from stages.tracker import TrackerStage
+from stages.zones import ZonesStage, has_regions
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class StageSpec:
     name: str
     inbox_size: int | None
     build: Callable[[GraphContext], Stage]
+    enabled: Callable[[PipelineConfig], bool] = lambda cfg: True  # e.g. zones only when some source has them
 
 
 # The stage graph, in the order items flow: each stage reads the queue in front of it and writes the next one's.
@@ -73,6 +75,12 @@ STAGE_GRAPH: tuple[StageSpec, ...] = (
     ),
     StageSpec("masks", 2, lambda ctx: MasksStage(ctx.cfg.model.mask_threshold)),
     StageSpec("tracker", 2, lambda ctx: TrackerStage(ctx.cfg.tracker, on_busy=ctx.stats.stage_busy)),
+    StageSpec(
+        "zones",  # zones and lines judge tracks: after the tracker, before publish
+        2,
+        lambda ctx: ZonesStage(ctx.cfg.sources, ctx.detector.class_names),
+        enabled=lambda cfg: has_regions(cfg.sources),
+    ),
     StageSpec(
         "publish",
         2,

@@ -189,6 +189,45 @@ class TrackTransition:
     track: TrackState
 
 
+ZoneEventKind = Literal["zone.entered", "zone.exited", "zone.dwell", "zone.occupancy", "line.crossed"]
+
+
+@dataclass(slots=True)
+class ZoneEvent:
+    """Something a track did with a zone or line (becomes an event of the same `kind` in the publish stage)."""
+
+    kind: ZoneEventKind
+    region: str  # the zone's or line's name
+    frame_index: (
+        int  # the frame where it happened (entries/exits/crossings are dated at the first frame of the new state)
+    )
+    pts: float | None
+    capture_time: float
+    track_id: int | None = None  # None for zone.occupancy
+    label: int | None = None
+    dwell_s: float | None = None  # zone.exited, zone.dwell
+    direction: str | None = None  # line.crossed: "in" | "out"
+    counts: dict[int, int] | None = None  # zone.occupancy: tracks inside per class index
+
+
+@dataclass(slots=True)
+class RegionOverlay:
+    """A zone or line as drawn on annotated video, with its live counts."""
+
+    name: str
+    kind: Literal["zone", "line"]
+    points: np.ndarray  # (K, 2) float pixels
+    text: str  # e.g. "door: 2" or "gate: in 3 / out 1"
+
+
+@dataclass(slots=True)
+class AnalyticsFrame:
+    """What the zones stage made of one frame: its zone/line events and the overlay for drawing."""
+
+    events: list[ZoneEvent] = field(default_factory=list)
+    overlay: list[RegionOverlay] = field(default_factory=list)
+
+
 @dataclass(slots=True)
 class FrameResult:
     """A frame with what the model found and what the tracker made of it."""
@@ -197,6 +236,7 @@ class FrameResult:
     detections: Detections
     transitions: list[TrackTransition] = field(default_factory=list)
     tracks: list[TrackState] = field(default_factory=list)  # every live track after this frame
+    analytics: AnalyticsFrame | None = None  # zones and lines (stages/zones.py), when the source has any
 
 
 StreamStatusKind = Literal["started", "ended", "connected", "disconnected", "error"]
@@ -260,3 +300,4 @@ class TracksEnded:
     source_id: str
     transitions: list[TrackTransition] = field(default_factory=list)
     time: float = field(default_factory=time.time)
+    zone_events: list[ZoneEvent] = field(default_factory=list)  # exits of the tracks that ended (stages/zones.py)

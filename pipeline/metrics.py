@@ -47,3 +47,10 @@ DETECTIONS_DROPPED = Counter(
 STAGE_BUSY_SECONDS = Counter(
     "maskstream_stage_busy_seconds_total", "Seconds a stage thread spent working (not waiting on its queues)", ["stage"]
 )
+ZONE_EVENTS = Counter(
+    "maskstream_zone_events_total", "Zone events: event=entered, exited, dwell", ["source", "zone", "event"]
+)
+LINE_CROSSINGS = Counter(
+    "maskstream_line_crossings_total", "Line crossings by direction", ["source", "line", "direction"]
+)
+ZONE_OCCUPANCY = Gauge("maskstream_zone_occupancy", "Tracks inside a zone now (every class)", ["source", "zone"])

@@ -3,7 +3,7 @@
     source threads ──(per-source queue: block | drop_oldest)──┐
     source threads ───────────────────────────────────────────┤ QueueGroup (round-robin, fair)
                                                               ▼
-    batcher ──▶ inference ──▶ masks ──▶ tracker ──▶ publish (events → Redis / JSONL; results → MP4 / MOT)
+    batcher ──▶ inference ──▶ masks ──▶ tracker ──▶ [zones] ──▶ publish (events → Redis / JSONL; results → MP4 / MOT)
 
 Threads, not processes: decoding (FFmpeg), torch and OpenCV release the GIL for their heavy work, and handing
 frames between threads costs no copy (docs/PIPELINE.md has the measurements). Every queue is bounded, so memory is
@@ -266,13 +266,22 @@ class Pipeline:
         ctx = GraphContext(
             self.cfg, self.detector, builder, self.event_sinks + self._event_taps, frame_sinks, self.stats
         )
+        active = [spec for spec in STAGE_GRAPH if spec.enabled(self.cfg)]
+        try:
+            stages = [spec.build(ctx) for spec in active]
+        except MaskstreamError:  # e.g. a zone's class the model does not know: nothing has started yet
+            for event_sink in self.event_sinks:
+                event_sink.close(1.0)
+            for frame_sink in frame_sinks:
+                frame_sink.close()
+            raise
         inbox: BoundedQueue | QueueGroup = self._group
-        for spec, following in zip(STAGE_GRAPH, (*STAGE_GRAPH[1:], None), strict=True):
+        for stage, following in zip(stages, (*active[1:], None), strict=True):
             outbox = None
             if following is not None:
                 assert following.inbox_size is not None, f"stage {following.name} needs an inbox size"
                 outbox = BoundedQueue(following.name, following.inbox_size)
-            self._stage_threads.append(StageThread(spec.build(ctx), inbox, outbox, on_busy=self.stats.stage_busy))
+            self._stage_threads.append(StageThread(stage, inbox, outbox, on_busy=self.stats.stage_busy))
             if outbox is not None:
                 inbox = outbox
         for thread in self._stage_threads:

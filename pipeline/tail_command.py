@@ -119,6 +119,15 @@ def format_event(event: Any) -> str:
         parts += [f"{k}={v}" for k, v in info.items() if k in ("url", "width", "height", "fps", "codec")]
     elif data["type"] == "frame.summary":
         parts += [f"detections={data['detections']}", f"tracks={len(data['track_ids'])}"]
+    elif data["type"] == "zone.occupancy":
+        parts += [f"zone={data['zone']}", f"total={data['total']}"] + [f"{k}={v}" for k, v in data["counts"].items()]
+    elif data["type"].startswith("zone.") or data["type"] == "line.crossed":
+        region = f"line={data['line']}" if data["type"] == "line.crossed" else f"zone={data['zone']}"
+        parts += [region, f"track={data['track_id']}", f"{data['class_name']}"]
+        if "direction" in data:
+            parts.append(f"direction={data['direction']}")
+        if "dwell_s" in data:
+            parts.append(f"dwell={data['dwell_s']:.1f}s")
     elif data["type"] == "publisher.dropped":
         parts += [f"count={data['count']}", f"ids={data['first_event_id']}..{data['last_event_id']}"]
     return " ".join(parts)

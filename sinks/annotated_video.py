@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import MaskstreamError
-from pipeline.items import FrameResult
+from pipeline.items import FrameResult, RegionOverlay
 from sinks.base import FrameSink
 from sinks.paths import annotated_video_path
 
@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 _ALPHA = 0.45
 _UNTRACKED = (160, 160, 160)
+_ZONE = (255, 210, 0)
+_LINE = (0, 230, 255)
 
 
 def track_color(track_id: int) -> tuple[int, int, int]:
@@ -61,12 +63,31 @@ def draw_result(result: FrameResult, class_names: list[str]) -> np.ndarray:
         ty = max(th + 4, y1)
         cv2.rectangle(image, (x1, ty - th - 4), (x1 + tw + 4, ty), colors[index], -1)
         cv2.putText(image, label, (x1 + 2, ty - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    if result.analytics is not None:
+        draw_regions(image, result.analytics.overlay)
     # coasting tracks (not observed this frame): dashed-looking thin box at the prediction
     for track in result.tracks:
         if track.detection_index is None:
             x1, y1, x2, y2 = (round(float(v)) for v in track.box)
             cv2.rectangle(image, (x1, y1), (x2, y2), track_color(track.track_id), 1)
     return image
+
+
+def draw_regions(image: np.ndarray, overlay: list[RegionOverlay]) -> None:
+    """Zones as outlined polygons, lines as thick segments, each labelled with its live counts."""
+    for region in overlay:
+        points = np.round(region.points).astype(np.int32)
+        colour = _ZONE if region.kind == "zone" else _LINE
+        if region.kind == "zone":
+            cv2.polylines(image, [points.reshape(-1, 1, 2)], True, colour, 2, cv2.LINE_AA)
+        else:
+            cv2.line(image, tuple(points[0]), tuple(points[1]), colour, 3, cv2.LINE_AA)
+        x, y = int(points[:, 0].min()), int(points[:, 1].min())
+        (tw, th), _ = cv2.getTextSize(region.text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        x = min(max(0, x), max(0, image.shape[1] - tw - 4))
+        y = max(th + 4, y)
+        cv2.rectangle(image, (x, y - th - 4), (x + tw + 4, y), colour, -1)
+        cv2.putText(image, region.text, (x + 2, y - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
 
 
 class _Writer:

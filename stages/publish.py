@@ -77,6 +77,7 @@ class PublishStage(Stage):
     def on_control(self, item: Any) -> Iterable[Any]:
         if isinstance(item, TracksEnded):
             events = self.builder.for_ended_tracks(item.source_id, item.transitions)
+            events += self.builder.for_zone_events(item.source_id, item.zone_events)
             if events:
                 self._publish(item.source_id, events)
         return []

@@ -37,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--force", action="store_true", help="write into a non-empty OUT_DIR, replacing earlier outputs"
     )
+    parser.add_argument(
+        "--zones",
+        metavar="FILE",
+        default=None,
+        help="YAML of zones/lines (as under a source): also write the true zone/line events, events_gt.jsonl",
+    )
     parser.set_defaults(func=run)
 
 
@@ -47,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     started = time.perf_counter()
     if args.dataset:
+        if args.zones:
+            raise ConfigError("--zones writes a clip's true events; stills (--dataset) have none")
         if args.frames is not None or args.fps is not None:
             raise ConfigError("--frames and --fps describe a clip; with --dataset give --images")
         mode = args.mode or "both"
@@ -58,12 +66,24 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.images is not None:
             raise ConfigError("--images is for --dataset; a clip's length is --frames")
+        from pipeline.config.zones import load_regions
+
+        regions = load_regions(args.zones) if args.zones else None
         mode = args.mode or "surveillance"
         if mode == "both":
             raise ConfigError("mode 'both' is for --dataset; a clip is either surveillance or drone")
         frames = 300 if args.frames is None else args.frames
         fps = 30.0 if args.fps is None else args.fps
-        out = render_clip(args.out_dir, mode=mode, seed=args.seed, frames=frames, size=size, fps=fps, force=args.force)
+        out = render_clip(
+            args.out_dir,
+            mode=mode,
+            seed=args.seed,
+            frames=frames,
+            size=size,
+            fps=fps,
+            force=args.force,
+            regions=regions,
+        )
         count = f"{frames} frames"
     print(f"wrote {count} ({mode}, seed {args.seed}) to {out} in {time.perf_counter() - started:.1f} s")
     return 0

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synth.annotations import GENERATOR_VERSION, GroundTruth
 from synth.frames import MIN_VISIBLE_FRACTION, iter_frames, min_visible_area
 from synth.output import prepare_out_dir
 from synth.params import check_count, check_fps, check_mode, check_seed, check_size
 from synth.video import VideoWriter
+
+if TYPE_CHECKING:
+    from pipeline.config.zones import RegionsConfig
 
 VIDEO_NAME = "video.mp4"
 
@@ -22,14 +26,21 @@ def render_clip(
     size: tuple[int, int] = (640, 360),
     fps: float = 30.0,
     force: bool = False,
+    regions: RegionsConfig | None = None,
 ) -> Path:
-    """Render the clip `(mode, seed)` into `out_dir` and return that directory. Deterministic by arguments."""
+    """Render the clip `(mode, seed)` into `out_dir` and return that directory. Deterministic by arguments.
+    With `regions` (zones/lines), also the true zone and line events (`events_gt.jsonl`, synth.zone_truth)."""
     check_mode(mode)
     seed, frames, fps, size = check_seed(seed), check_count("frames", frames), check_fps(fps), check_size(size)
     out = prepare_out_dir(out_dir, force=force)
     # an older clip's annotations must not survive next to a half-written new video
     (out / "annotations.json").unlink(missing_ok=True)
     width, height = size
+    truth_events = None
+    if regions is not None:
+        from synth.zone_truth import TrueEvents
+
+        truth_events = TrueEvents(regions, size, fps)
     truth = GroundTruth(
         {
             "description": f"maskstream synthetic {mode} clip",
@@ -54,5 +65,12 @@ def render_clip(
                 "frame_index": index,
             }
             truth.add_frame(image, instances)
+            if truth_events is not None:
+                truth_events.add(index, instances)
+    if truth_events is not None:
+        from pipeline.events import encode_event
+        from synth.zone_truth import TRUTH_FILE
+
+        (out / TRUTH_FILE).write_text("".join(encode_event(e) + "\n" for e in truth_events.finish()))
     truth.write(out)
     return out

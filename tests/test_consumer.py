@@ -217,3 +217,23 @@ def test_shared_dedupe_drops_a_copy_that_reaches_another_consumer(redis_server: 
     assert first.event_id == "e0" and [e.event_id for e in got] == ["e1"]
     assert b.duplicates == 1 and b.lag()["cam1"].pending == 0
     assert 0 < client.pttl(f"{KEY}:done:workers:e0") <= 60_000
+
+
+def test_zone_and_line_events_are_read_and_tailed(redis_server: RedisServer) -> None:
+    from pipeline.items import ZoneEvent
+
+    events = EventBuilder(CLASSES).for_zone_events("cam1", [
+        ZoneEvent("zone.entered", "door", 3, 0.1, 7.0, track_id=4, label=1),
+        ZoneEvent("zone.exited", "door", 9, 0.3, 7.2, track_id=4, label=1, dwell_s=2.25),
+        ZoneEvent("zone.occupancy", "door", 9, 0.3, 7.2, counts={1: 2}),
+        ZoneEvent("line.crossed", "gate", 5, 0.2, 7.1, track_id=4, label=1, direction="in"),
+    ])  # fmt: skip
+    publish(redis_server, "cam1", events)
+    got = read_until(consumer(redis_server, "c1"), 4)
+    assert [(e.type, e.region) for e in got] == [
+        ("zone.entered", "door"), ("zone.exited", "door"), ("zone.occupancy", "door"), ("line.crossed", "gate")
+    ]  # fmt: skip
+    assert got[1]["dwell_s"] == 2.25 and got[3]["direction"] == "in" and got[2]["counts"] == {CLASSES[1]: 2}
+    lines = tail_output(redis_server, "--from-start", "-n", "4")
+    assert lines[1].split()[3:] == ["zone=door", "track=4", CLASSES[1], "dwell=2.2s"]
+    assert lines[3].split()[3:] == ["line=gate", "track=4", CLASSES[1], "direction=in"]

@@ -21,7 +21,7 @@ from pipeline.events import (
     to_stream_fields,
     validate_event,
 )
-from pipeline.items import Detections, Frame, FrameResult, StreamStatus, TrackState, TrackTransition
+from pipeline.items import Detections, Frame, FrameResult, StreamStatus, TrackState, TrackTransition, ZoneEvent
 from sinks.jsonl import JsonlSink
 
 pytestmark = pytest.mark.timeout(60)
@@ -117,6 +117,13 @@ def test_stream_fields_round_trip_every_event_type() -> None:
     end = make_result(1, [("ended", 0, True)])
     events += builder.for_frame(end)
     events.append(dropped_event("cam1", [events[0], events[1]], 2, 6.0))
+    events += builder.for_zone_events("cam1", [
+        ZoneEvent("zone.entered", "door", 3, 0.1, 7.0, track_id=4, label=1),
+        ZoneEvent("zone.exited", "door", 9, 0.3, 7.2, track_id=4, label=1, dwell_s=0.2),
+        ZoneEvent("zone.dwell", "door", 6, 0.2, 7.1, track_id=4, label=1, dwell_s=0.1),
+        ZoneEvent("zone.occupancy", "door", 5, 0.2, 7.1, counts={1: 2}),
+        ZoneEvent("line.crossed", "gate", 5, 0.2, 7.1, track_id=4, label=1, direction="in"),
+    ])  # fmt: skip
     assert {e["type"] for e in events} == set(EVENT_TYPES)
     for event in events:
         validate_event(event)

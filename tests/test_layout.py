@@ -27,6 +27,7 @@ PACKAGES = (
     "training",
     "evaluation",
     "web",
+    "analytics",
     "configs",
 )
 # The glue that builds the graph and drives it from the command line: the only modules of `pipeline` allowed to
@@ -48,11 +49,12 @@ ALLOWED = {
     "tracking": {"pipeline"},
     "kernels": {"pipeline"},
     "maskrcnn": {"pipeline", "kernels"},
-    "stages": {"pipeline", "sinks", "tracking", "maskrcnn", "kernels"},
-    "synth": {"pipeline"},
+    "stages": {"pipeline", "sinks", "tracking", "maskrcnn", "kernels", "analytics"},
+    "synth": {"pipeline", "analytics"},
     "training": {"pipeline", "maskrcnn", "kernels", "synth"},
     "evaluation": {"pipeline", "tracking", "synth", "maskrcnn", "stages"},
     "web": {"pipeline", "sinks"},
+    "analytics": {"pipeline"},
     "configs": set(),
 }
 

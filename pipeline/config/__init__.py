@@ -5,6 +5,7 @@
 | `base.py` | `StrictModel` (unknown keys rejected), `BackoffConfig` (the one retry setting, see `pipeline/backoff.py`) |
 | `root.py` | `PipelineConfig`, the root of a config file |
 | `sources.py` | `sources[]`: URLs, timeouts, reconnect backoff |
+| `zones.py` | `sources[].zones[]`, `sources[].lines[]`: zones and counting lines; a zones/lines file (`synth --zones`) |
 | `model.py` | `model`: architecture, weights, device, thresholds |
 | `batcher.py` | `batcher`: batch size, waits, queue sizes |
 | `tracker.py` | `tracker`: association, lifecycle, camera-motion compensation |

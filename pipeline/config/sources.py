@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from pipeline.config.base import BackoffConfig, StrictModel
+from pipeline.config.zones import LineConfig, ZoneConfig, check_unique_names
 from pipeline.redact import redact_url
 
 log = logging.getLogger("maskstream.source")
@@ -77,6 +78,10 @@ class SourceConfig(StrictModel):
         0.5, ge=0, description="Seconds of stream FFmpeg analyses before the first frame; small = fast start."
     )
     decode_threads: int = Field(0, ge=0, description="Decoder threads; 0 lets FFmpeg choose (one per core).")
+    zones: list[ZoneConfig] = Field(
+        default_factory=list, description="Named polygons: entries, exits, dwell, occupancy."
+    )
+    lines: list[LineConfig] = Field(default_factory=list, description="Named counting lines: crossings with direction.")
 
     @model_validator(mode="after")
     def _resolve_live_and_times(self) -> SourceConfig:
@@ -90,6 +95,7 @@ class SourceConfig(StrictModel):
             raise ValueError("start_s/end_s apply to files only, not to live sources")
         if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
             raise ValueError(f"end_s ({self.end_s}) must be greater than start_s ({self.start_s})")
+        check_unique_names(self.zones, self.lines)
         return self
 
     def __repr_args__(self):  # repr/str of a config must not leak the camera password
