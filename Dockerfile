@@ -8,14 +8,20 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+# one COPY per package of pyproject's package list (tests/test_layout.py checks they match)
 COPY pipeline pipeline
+COPY sources sources
 COPY stages stages
+COPY sinks sinks
+COPY consumer consumer
 COPY kernels kernels
 COPY maskrcnn maskrcnn
-COPY synth synth
-COPY training training
 COPY tracking tracking
 COPY analytics analytics
+COPY synth synth
+COPY training training
+COPY evaluation evaluation
+COPY web web
 COPY configs configs
 ARG EXTRAS=cuda13
 RUN pip install torch==2.14.1 torchvision==0.29.1 && pip install ".[${EXTRAS}]"

@@ -7,6 +7,7 @@ import ast
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,8 @@ def test_the_wheel_ships_the_configs_and_every_package(tmp_path: Path) -> None:
     assert {f"configs/{name}.yaml" for name in ("demo", "file", "rtsp", "drone")} <= names
     assert {f"{package}/__init__.py" for package in PACKAGES} <= names
     assert not any(name.startswith("tests/") for name in names)
+
+
+def test_the_docker_image_copies_every_package() -> None:
+    copied = set(re.findall(r"^COPY (\w+) \1$", (ROOT / "Dockerfile").read_text(), re.M))
+    assert copied == set(PACKAGES), "Dockerfile's COPY lines and the package list differ"
