@@ -39,3 +39,11 @@ EVENTS_DROPPED = Counter(
     "maskstream_events_dropped_total", "Events dropped because the spool was full during a Redis outage", ["source"]
 )
 REDIS_UP = Gauge("maskstream_redis_up", "1 while the publisher is connected to Redis, else 0")
+EVENTS_FENCED = Counter(
+    "maskstream_events_fenced_total",
+    "Events refused by the fence script: this worker no longer owns the source (--ray)",
+    ["source"],
+)
+EVENTS_DUPLICATE = Counter(
+    "maskstream_events_duplicate_total", "Events not written because their id was already in Redis (--ray)", ["source"]
+)
