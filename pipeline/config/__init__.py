@@ -11,6 +11,7 @@
 | `redis.py` | `redis`: URL, stream keys, trimming, spool |
 | `sinks.py` | `sinks`: JSON Lines, annotated video, MOT files |
 | `observability.py` | `metrics`, `log` |
+| `cluster.py` | `cluster`: `run --ray` placement, failure detection, fencing |
 | `backoff.py` | `BackoffConfig` and the one capped-exponential-with-jitter helper |
 | `loader.py` | YAML → CLI overrides → `${ENV}` → validation; one-line errors |
 | `reference.py` | the option reference in docs/CONFIG.md (`python -m pipeline.config`) |

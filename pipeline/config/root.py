@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.config.batcher import BatcherConfig
+from pipeline.config.cluster import ClusterConfig
 from pipeline.config.model import ModelConfig
 from pipeline.config.observability import LogConfig, MetricsConfig
 from pipeline.config.redis import RedisConfig
@@ -26,6 +27,7 @@ class PipelineConfig(BaseModel):
     sinks: SinksConfig = Field(default_factory=SinksConfig, description="Other outputs.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus and health endpoint.")
     log: LogConfig = Field(default_factory=LogConfig, description="Logging and progress output.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="`run --ray`: across a Ray cluster.")
 
     @field_validator("sources")
     @classmethod
