@@ -102,4 +102,3 @@ def moves_after_change(
     hand-overs after a worker joined. Stable hashing keeps this to about 1/N of the sources."""
     target = assign(costs, workers, capacity)
     return {s: w for s, w in target.owner.items() if s in current and current[s] != w}
-
