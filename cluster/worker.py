@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -108,7 +109,7 @@ class SourceWorker:
     def ping(self) -> dict[str, Any]:
         with self._lock:
             sources = {source_id: _describe(run) for source_id, run in self._runs.items()}
-        return {"name": self.name, "pid": os.getpid(), "sources": sources, **self._publisher.stats()}
+        return {"name": self.name, "pid": os.getpid(), "node": _node_id(), "sources": sources, **self._publisher.stats()}
 
     def start_source(self, source_json: str, epoch: int, run_id: str, handover: str | None = None) -> None:
         """Own `source` under `epoch` from now on: start its pipeline in a thread and return at once."""
@@ -232,3 +233,9 @@ def _describe(run: _SourceRun) -> dict[str, Any]:
         described.update(frames=stats.frames_done, expected_frames=stats.expected_frames)
         described["size"] = [stats.info.get("width"), stats.info.get("height")]
     return described
+
+
+def _node_id() -> str | None:
+    """The Ray node this worker runs on (None outside Ray: this module never imports Ray itself)."""
+    ray = sys.modules.get("ray")
+    return ray.get_runtime_context().get_node_id() if ray is not None else None

@@ -1,0 +1,157 @@
+"""`run --ray` on a local multi-node Ray cluster (real Ray, real redis-server): failures cost no event, no duplicate.
+
+Every test checks the events in Redis against a single-process run of the same sources: the same ids in the same
+order per source, the same payloads but for wall-clock readings, and no id twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.config import PipelineConfig, build_config
+from tests.cluster_helpers import (  # before Ray: it sets up token auth
+    FACTORY,
+    PACE_ENV,
+    LocalRayCluster,
+    local_ray_cluster,
+    single_process_events,
+    stream_events,
+    without_wall_clock,
+)
+from tests.pipeline_helpers import write_clip
+from tests.servers import RedisServer
+
+pytest.importorskip("ray")
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+FRAMES = 48
+
+
+@pytest.fixture
+def clips(tmp_path: Path) -> list[Path]:
+    return [write_clip(tmp_path / f"clip{i}.mp4", frames=FRAMES, seed=i) for i in range(8)]
+
+
+@pytest.fixture(autouse=True)
+def paced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PACE_ENV, "0.04")  # ~2 s of model time per clip; the workers inherit it
+
+
+def job_config(redis_url: str, clips: list[Path], **cluster: Any) -> PipelineConfig:
+    return build_config(
+        {
+            "sources": [{"id": path.stem, "url": str(path)} for path in clips],
+            "model": {"device": "cpu"},
+            "batcher": {"batch_size": 1, "max_wait_ms": 0},
+            "tracker": {"camera_motion": "off"},
+            "redis": {"url": redis_url, "initial_backoff_s": 0.05, "max_backoff_s": 0.5},
+            "log": {"progress": False},
+            "cluster": {"poll_interval_s": 0.25, "worker_timeout_s": 3.0, "worker_capacity": 2.0, **cluster},
+        }
+    )
+
+
+class RunningJob:
+    """The controller in a thread of the test process, with the worker actors on the local cluster's nodes."""
+
+    def __init__(self, cfg: PipelineConfig, job_id: str) -> None:
+        from cluster.controller import Controller
+
+        self.controller = Controller(cfg, job_id, detector_factory=FACTORY)
+        self.report: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.report = self.controller.run()
+        except BaseException as exc:
+            self.error = exc
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.error is None, self.error
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.1)
+
+    def busy_worker(self) -> dict[str, Any]:
+        """A worker's last report while it has a source with frames done (the one to break)."""
+        for view in list(self.controller.workers.values()):
+            sources = view.report.get("sources", {})
+            if any(s["state"] == "running" and s.get("frames", 0) > 3 for s in sources.values()):
+                return view.report
+        return {}
+
+    def finish(self, timeout: float = 150.0) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the job did not finish"
+        assert self.error is None, self.error
+        self.controller.shutdown()
+        return self.report
+
+
+@pytest.fixture
+def ray_connect() -> Iterator[Callable[[LocalRayCluster], None]]:
+    from cluster.driver import connect
+
+    yield lambda cluster: connect(cluster.address, "maskstream-test")
+
+
+def assert_same_as_single_process(server: RedisServer, cfg: PipelineConfig, tmp: Path) -> None:
+    reference = single_process_events(cfg, tmp)
+    client = server.client()
+    for source in cfg.sources:
+        got = [event for _, event, _ in stream_events(client, source.id)]
+        ids = [event["event_id"] for event in got]
+        assert len(ids) == len(set(ids)), f"{source.id}: duplicate ids in Redis"
+        want = reference[source.id]
+        assert ids == [e["event_id"] for e in want], f"{source.id}: events lost or reordered"
+        assert [without_wall_clock(e) for e in got] == [without_wall_clock(e) for e in want]
+
+
+def test_footage_job_with_a_worker_node_removed_mid_run(
+    clips: list[Path], tmp_path: Path, redis_server: RedisServer, ray_connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = str(tmp_path / "missing.mp4")
+    cfg = job_config(redis_server.url, clips)
+    with_missing = cfg.model_copy(update={"sources": [*cfg.sources, *build_config({"sources": [missing]}).sources]})
+    caplog.set_level(logging.WARNING, logger="maskstream.cluster")
+    with local_ray_cluster(3) as cluster:
+        ray_connect(cluster)
+        job = RunningJob(with_missing, "node-removed")
+        job.wait_for(lambda: bool(job.busy_worker()))
+        victim = job.busy_worker()
+        cluster.remove_node(victim["node"])
+        report = job.finish()
+    assert sorted(report.done) == sorted(path.stem for path in clips)
+    assert list(report.failed) == ["missing"] and "missing.mp4" in report.failed["missing"]
+    assert job.controller.states["missing"].attempts == 3  # its retry budget, then it stopped
+    assert any(r.reason == "restart" for r in report.reassignments)  # the lost node's files ran again
+    assert any("waits: no worker has room" in r.message for r in caplog.records)  # 9 sources > 3 x 2 slots
+    assert_same_as_single_process(redis_server, cfg, tmp_path)
+
+
+def test_footage_job_with_a_worker_process_killed(
+    clips: list[Path], tmp_path: Path, redis_server: RedisServer, ray_connect
+) -> None:
+    cfg = job_config(redis_server.url, clips[:4])
+    with local_ray_cluster(2) as cluster:
+        ray_connect(cluster)
+        job = RunningJob(cfg, "process-killed")
+        job.wait_for(lambda: bool(job.busy_worker()))
+        os.kill(job.busy_worker()["pid"], signal.SIGKILL)
+        report = job.finish()
+    assert sorted(report.done) == sorted(path.stem for path in clips[:4]) and not report.failed
+    assert report.reassignments
+    assert_same_as_single_process(redis_server, cfg, tmp_path)
