@@ -97,7 +97,7 @@ class RedisPublisher(EventSink):
         self.dropped = 0
         self.fenced = 0  # refused: stale epoch (fenced mode only)
         self.duplicates = 0  # skipped: id already written (fenced mode only)
-        self._script = self._client.register_script(FENCE_SCRIPT) if fence is not None else None
+        self._script = self._client.register_script(FENCE_SCRIPT) if fence and not cfg.cluster else None
         self._disk = DiskSpool(cfg.spool_path) if cfg.spool_path is not None else None
         if self._disk is not None:
             self._spool.extend(self._disk.load())
@@ -299,7 +299,7 @@ class RedisPublisher(EventSink):
     def _send_fenced(self, batch: list[SpooledEvent], drops: dict[str, _DropRecord]) -> list[Any]:
         """One script call per source (atomic per source; sources are independent), pipelined. Returns one
         result per drop report and per batch item, like `_send`: DUPLICATE, a StaleEpoch, or a written marker."""
-        assert self.fence is not None and self._script is not None
+        assert self.fence is not None
         now = time.time()
         per_source: dict[str, list[tuple[str, str, str, str]]] = {}
         for source_id, record in drops.items():
@@ -312,7 +312,12 @@ class RedisPublisher(EventSink):
         pipe = self._client.pipeline(transaction=False)
         for source_id, events in per_source.items():
             keys = fence_keys(self.cfg.key_for(source_id))
-            self._script(keys=keys, args=self.fence.args(source_id, self.cfg.maxlen, events), client=pipe)
+            args = self.fence.args(source_id, self.cfg.maxlen, events)
+            if self.cfg.cluster:  # redis-py's cluster pipeline cannot load scripts: send the text (1.5 KB)
+                pipe.execute_command("EVAL", FENCE_SCRIPT, len(keys), *keys, *args)
+            else:
+                assert self._script is not None
+                self._script(keys=keys, args=args, client=pipe)
         replies = dict(zip(per_source, pipe.execute(raise_on_error=False), strict=True))
         by_source: dict[str, list[Any]] = {}
         for source_id, reply in replies.items():

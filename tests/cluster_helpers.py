@@ -103,9 +103,7 @@ class LocalRayCluster:
         self.nodes = [self.add_node() for _ in range(workers)]
 
     def add_node(self) -> Any:
-        node = self.cluster.add_node(
-            num_cpus=1, resources={"maskstream_slot": 1}, object_store_memory=100 * 1024**2
-        )
+        node = self.cluster.add_node(num_cpus=1, resources={"maskstream_slot": 1}, object_store_memory=100 * 1024**2)
         self.cluster.wait_for_nodes()
         return node
 
@@ -167,4 +165,3 @@ def single_process_events(cfg: PipelineConfig, tmp: Path) -> dict[str, list[dict
         event = json.loads(line)
         events.setdefault(event["source_id"], []).append(event)
     return events
-

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -101,11 +103,21 @@ class RunningJob:
         return self.report
 
 
-@pytest.fixture
-def ray_connect() -> Iterator[Callable[[LocalRayCluster], None]]:
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[LocalRayCluster]:
+    """One local cluster for the module (starting Ray costs 10-20 s here); each test gets 3 worker nodes."""
     from cluster.driver import connect
 
-    yield lambda cluster: connect(cluster.address, "maskstream-test")
+    with local_ray_cluster(3) as cluster:
+        connect(cluster.address, "maskstream-test")
+        yield cluster
+
+
+@pytest.fixture
+def three_nodes(ray_cluster: LocalRayCluster) -> Iterator[LocalRayCluster]:
+    while len(ray_cluster.nodes) < 3:  # a previous test removed one
+        ray_cluster.nodes.append(ray_cluster.add_node())
+    yield ray_cluster
 
 
 def assert_same_as_single_process(server: RedisServer, cfg: PipelineConfig, tmp: Path) -> None:
@@ -121,19 +133,18 @@ def assert_same_as_single_process(server: RedisServer, cfg: PipelineConfig, tmp:
 
 
 def test_footage_job_with_a_worker_node_removed_mid_run(
-    clips: list[Path], tmp_path: Path, redis_server: RedisServer, ray_connect, caplog: pytest.LogCaptureFixture
+    clips: list[Path], tmp_path: Path, redis_server: RedisServer, three_nodes, caplog: pytest.LogCaptureFixture
 ) -> None:
     missing = str(tmp_path / "missing.mp4")
     cfg = job_config(redis_server.url, clips)
-    with_missing = cfg.model_copy(update={"sources": [*cfg.sources, *build_config({"sources": [missing]}).sources]})
+    with_missing = cfg.model_copy(
+        update={"sources": [*cfg.sources, *build_config({"sources": [{"id": "missing", "url": missing}]}).sources]}
+    )
     caplog.set_level(logging.WARNING, logger="maskstream.cluster")
-    with local_ray_cluster(3) as cluster:
-        ray_connect(cluster)
-        job = RunningJob(with_missing, "node-removed")
-        job.wait_for(lambda: bool(job.busy_worker()))
-        victim = job.busy_worker()
-        cluster.remove_node(victim["node"])
-        report = job.finish()
+    job = RunningJob(with_missing, "node-removed")
+    job.wait_for(lambda: bool(job.busy_worker()))
+    three_nodes.remove_node(job.busy_worker()["node"])
+    report = job.finish()
     assert sorted(report.done) == sorted(path.stem for path in clips)
     assert list(report.failed) == ["missing"] and "missing.mp4" in report.failed["missing"]
     assert job.controller.states["missing"].attempts == 3  # its retry budget, then it stopped
@@ -143,15 +154,70 @@ def test_footage_job_with_a_worker_node_removed_mid_run(
 
 
 def test_footage_job_with_a_worker_process_killed(
-    clips: list[Path], tmp_path: Path, redis_server: RedisServer, ray_connect
+    clips: list[Path], tmp_path: Path, redis_server: RedisServer, three_nodes
 ) -> None:
-    cfg = job_config(redis_server.url, clips[:4])
-    with local_ray_cluster(2) as cluster:
-        ray_connect(cluster)
-        job = RunningJob(cfg, "process-killed")
-        job.wait_for(lambda: bool(job.busy_worker()))
-        os.kill(job.busy_worker()["pid"], signal.SIGKILL)
-        report = job.finish()
-    assert sorted(report.done) == sorted(path.stem for path in clips[:4]) and not report.failed
+    cfg = job_config(redis_server.url, clips[:5])
+    job = RunningJob(cfg, "process-killed")
+    job.wait_for(lambda: bool(job.busy_worker()))
+    os.kill(job.busy_worker()["pid"], signal.SIGKILL)
+    report = job.finish()
+    assert sorted(report.done) == sorted(path.stem for path in clips[:5]) and not report.failed
     assert report.reassignments
+    assert_same_as_single_process(redis_server, cfg, tmp_path)
+
+
+def test_a_paused_worker_resumed_after_its_files_moved_writes_nothing(
+    clips: list[Path], tmp_path: Path, redis_server: RedisServer, three_nodes
+) -> None:
+    cfg = job_config(redis_server.url, clips[:5])
+    job = RunningJob(cfg, "paused")
+    job.wait_for(lambda: bool(job.busy_worker()))
+    victim = job.busy_worker()
+    owned = {s: info["epoch"] for s, info in victim["sources"].items() if info["state"] == "running"}
+    os.kill(victim["pid"], signal.SIGSTOP)
+    try:
+        client = redis_server.client()
+        # its files restart elsewhere under a new epoch, and the new owners publish
+        job.wait_for(lambda: all(any(ep > owned[s] for *_, ep in stream_events(client, s)) for s in owned), 60)
+    finally:
+        os.kill(victim["pid"], signal.SIGCONT)
+    report = job.finish()
+    assert sorted(report.done) == sorted(path.stem for path in clips[:5]) and not report.failed
+    for source_id, old_epoch in owned.items():
+        epochs = [epoch for *_, epoch in stream_events(client, source_id)]
+        takeover = next(i for i, epoch in enumerate(epochs) if epoch > old_epoch)
+        assert old_epoch not in epochs[takeover:], f"{source_id}: the paused owner wrote after the take-over"
+    assert_same_as_single_process(redis_server, cfg, tmp_path)
+
+
+def test_workers_keep_running_while_the_controller_is_killed_and_restarted(
+    clips: list[Path], tmp_path: Path, redis_server: RedisServer, three_nodes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PACE_ENV, "0.08")  # slower, so the workers are still busy once the controller is dead
+    cfg = job_config(redis_server.url, clips[:6])
+    config_file = tmp_path / "job.json"
+    config_file.write_text(cfg.model_dump_json())
+    command = [sys.executable, "-m", "tests.cluster_job", three_nodes.address, "restarted", str(config_file)]
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = redis_server.client()
+
+    def events_so_far() -> int:
+        return sum(client.xlen(f"maskstream:{{{source.id}}}:events") for source in cfg.sources)
+
+    try:
+        deadline = time.monotonic() + 120
+        while events_so_far() < 10:
+            assert driver.poll() is None and time.monotonic() < deadline, driver.stdout.read()  # type: ignore[union-attr]
+            time.sleep(0.2)
+        driver.kill()  # SIGKILL: no goodbye, no shutdown of the workers
+        driver.wait(10)
+        before = events_so_far()
+        time.sleep(2.0)
+        assert events_so_far() > before, "the workers stopped with the controller"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    restarted = subprocess.run(command, capture_output=True, text=True, timeout=150)
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert "re-attached to" in restarted.stderr
     assert_same_as_single_process(redis_server, cfg, tmp_path)

@@ -1,0 +1,107 @@
+"""The publisher and the fence script against a real 3-master Redis Cluster, including a master failover."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline.config.redis import RedisConfig
+from pipeline.events import SCHEMA_VERSION
+from sinks.fence import Fence, take_ownership
+from sinks.redis_publisher import RedisPublisher
+from tests.redis_cluster import RedisClusterServers
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli is not installed (see .ci/run)"),
+]
+SOURCES = [f"cam{i}" for i in range(6)]  # spread over the three masters' slots
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    servers = RedisClusterServers().start()
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+def event(source_id: str, n: int) -> dict:
+    return {"v": SCHEMA_VERSION, "event_id": f"e{n}", "type": "stream.connected", "source_id": source_id,
+            "frame_index": n, "pts": None, "capture_time": 1000.0 + n, "reason": None, "info": {}}  # fmt: skip
+
+
+def ids(client, key: str) -> list[str]:
+    return [fields[b"event_id"].decode() for _, fields in client.xrange(key)]
+
+
+def cluster_config(url: str, prefix: str) -> RedisConfig:
+    return RedisConfig(url=url, cluster=True, stream_key=prefix + ":{{{source_id}}}:events", initial_backoff_s=0.05,
+                       max_backoff_s=0.5)  # fmt: skip
+
+
+def test_the_sources_keys_spread_over_the_masters(redis_cluster: RedisClusterServers) -> None:
+    client = redis_cluster.client()
+    nodes = {client.nodes_manager.get_node_from_slot(client.keyslot(f"m:{{{s}}}:events")).name for s in SOURCES}
+    assert len(nodes) >= 2  # otherwise the test below would not exercise several masters
+
+
+def test_fenced_writes_lose_nothing_and_double_nothing_across_a_master_failover(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    cfg = cluster_config(redis_cluster.url, "failover")
+    client = redis_cluster.client()
+    fence = Fence({s: take_ownership(client, cfg.key_for(s)) for s in SOURCES})
+    publisher = RedisPublisher(cfg, fence)
+    publisher.check()
+    total = 400
+
+    def publish_all() -> None:
+        for n in range(total):
+            for source_id in SOURCES:
+                publisher.publish(source_id, [event(source_id, n)])
+                if n % 50 == 0:  # a retried batch: the script must drop the repeats
+                    publisher.publish(source_id, [event(source_id, n)])
+            time.sleep(0.005)
+
+    writer = threading.Thread(target=publish_all)
+    writer.start()
+    time.sleep(0.5)
+    redis_cluster.failover(redis_cluster.replica_of_key(cfg.key_for(SOURCES[0])))
+    writer.join(60)
+    assert publisher.flush(30)
+    stats = publisher.stats()
+    publisher.close(5)
+    for source_id in SOURCES:
+        assert ids(client, cfg.key_for(source_id)) == [f"e{n}" for n in range(total)], source_id
+    assert stats["duplicates"] == len(SOURCES) * len(range(0, total, 50))
+    assert stats["dropped"] == 0 and stats["fenced"] == 0
+
+
+def test_a_stale_epoch_is_refused_on_the_cluster(redis_cluster: RedisClusterServers) -> None:
+    cfg = cluster_config(redis_cluster.url, "stale")
+    client = redis_cluster.client()
+    old = take_ownership(client, cfg.key_for("cam1"))
+    take_ownership(client, cfg.key_for("cam1"))
+    publisher = RedisPublisher(cfg, Fence({"cam1": old}))
+    publisher.publish("cam1", [event("cam1", 0)])
+    assert publisher.flush(10)
+    assert publisher.stats()["fenced"] == 1
+    publisher.close(5)
+    assert ids(client, cfg.key_for("cam1")) == []
+
+
+def test_the_plain_publisher_works_on_the_cluster(redis_cluster: RedisClusterServers) -> None:
+    cfg = cluster_config(redis_cluster.url, "plain")
+    publisher = RedisPublisher(cfg)
+    for source_id in SOURCES:
+        publisher.publish(source_id, [event(source_id, 0), event(source_id, 1)])
+    assert publisher.flush(10)
+    publisher.close(5)
+    client = redis_cluster.client()
+    assert all(ids(client, cfg.key_for(s)) == ["e0", "e1"] for s in SOURCES)
