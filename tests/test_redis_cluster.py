@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -105,3 +106,36 @@ def test_the_plain_publisher_works_on_the_cluster(redis_cluster: RedisClusterSer
     publisher.close(5)
     client = redis_cluster.client()
     assert all(ids(client, cfg.key_for(s)) == ["e0", "e1"] for s in SOURCES)
+
+
+def test_consumer_group_and_tail_read_every_source_across_the_masters(redis_cluster: RedisClusterServers) -> None:
+    import io
+
+    from consumer.group import EventConsumer
+    from pipeline.cli import build_parser
+    from pipeline.tail_command import run as tail
+
+    cfg = cluster_config(redis_cluster.url, "maskstream")  # the default key layout, which tail reads
+    publisher = RedisPublisher(cfg)
+    for source_id in SOURCES:
+        publisher.publish(source_id, [event(source_id, 0), event(source_id, 1)])
+    assert publisher.flush(10)
+    publisher.close(5)
+
+    consumer = EventConsumer.from_url(redis_cluster.url, "g1", "c1", "cam*", start_id="0", cluster=True, block_s=0.2)
+    got: list[tuple[str, str]] = []
+    deadline = time.monotonic() + 20
+    while len(got) < 2 * len(SOURCES) and time.monotonic() < deadline:
+        events = consumer.read()
+        got += [(e.source_id, e.event_id) for e in events]
+        consumer.ack(*events)
+    consumer.close()
+    assert sorted(got) == sorted((s, f"e{n}") for s in SOURCES for n in (0, 1))
+
+    out = io.StringIO()
+    args = build_parser().parse_args(
+        ["tail", "--redis", redis_cluster.url, "--cluster", "--from-start", "--json", "-n", str(2 * len(SOURCES))]
+    )
+    assert tail(args, out) == 0
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 * len(SOURCES) and {json.loads(line)["source_id"] for line in lines} == set(SOURCES)
