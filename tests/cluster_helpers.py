@@ -98,12 +98,23 @@ class LocalRayCluster:
 
         self.cluster = Cluster(
             initialize_head=True,
-            head_node_args={"num_cpus": 0, "object_store_memory": 100 * 1024**2, "include_dashboard": False},
+            # loopback only: tests never send traffic to the machine's network address
+            head_node_args={
+                "num_cpus": 0,
+                "object_store_memory": 100 * 1024**2,
+                "include_dashboard": False,
+                "node_ip_address": "127.0.0.1",
+            },
         )
         self.nodes = [self.add_node() for _ in range(workers)]
 
     def add_node(self) -> Any:
-        node = self.cluster.add_node(num_cpus=1, resources={"maskstream_slot": 1}, object_store_memory=100 * 1024**2)
+        node = self.cluster.add_node(
+            num_cpus=1,
+            resources={"maskstream_slot": 1},
+            object_store_memory=100 * 1024**2,
+            node_ip_address="127.0.0.1",
+        )
         self.cluster.wait_for_nodes()
         return node
 

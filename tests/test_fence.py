@@ -103,3 +103,33 @@ def test_the_seen_ids_set_is_bounded_in_size_and_time(redis_server: RedisServer)
     assert kept == [f"e{n}" for n in range(40, 50)]
     assert 0 < client.ttl(seen_key) <= 600
     assert json.loads(client.xrange(KEY)[-1][1][b"data"])["event_id"] == "e49"
+
+
+FENCE_ACL = (
+    "on >fence-pw resetkeys ~maskstream:* resetchannels -@all +@connection +ping +evalsha +eval +script|load "
+    "+script|exists +get +incr +incrby +xadd +xrange +xtrim +zscore +zadd +zcard +zremrangebyrank +expire +hset "
+    "+hget +hgetall +hdel +del"
+)
+
+
+def test_fenced_writes_work_as_an_acl_user_limited_to_maskstreams_keys() -> None:
+    server = RedisServer().start()
+    try:
+        server.client().execute_command("ACL", "SETUSER", "fence", *FENCE_ACL.split())
+        url = f"redis://fence:fence-pw@127.0.0.1:{server.port}/0"
+        import redis
+
+        limited = redis.Redis.from_url(url)
+        epoch = take_ownership(limited, KEY)
+        publisher = RedisPublisher(RedisConfig(url=url), Fence({"cam1": epoch}))
+        publisher.check()
+        publisher.publish("cam1", [stream_event(0), track_event("started", 1, 0)])
+        assert publisher.flush(10)
+        assert publisher.stats()["published"] == 2
+        publisher.close(5)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            limited.set("elsewhere", 1)  # nothing outside maskstream:*
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            limited.flushall()
+    finally:
+        server.close()
