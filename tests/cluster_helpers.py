@@ -28,8 +28,9 @@ from stages.inference import Detector
 
 PACE_ENV = "MASKSTREAM_TEST_PACE_S"  # seconds per frame of the stand-in (workers read it from their env)
 _ACCELERATOR = threading.Lock()
-# (low, high) RGB bounds of the two shapes write_clip draws: (230, 60, 60) and (60, 200, 240)
-_COLOURS = (((200, 0, 0), (255, 110, 110)), ((0, 160, 200), (110, 240, 255)))
+# (low, high) RGB bounds of the two shapes write_clip draws, (230, 60, 60) and (60, 200, 240), and of the white
+# ball of the RTSP test server's picture
+_COLOURS = (((200, 0, 0), (255, 110, 110)), ((0, 160, 200), (110, 240, 255)), ((200, 200, 200), (255, 255, 255)))
 WALL_CLOCK_FIELDS = ("capture_time", "duration_s")
 
 
@@ -68,7 +69,7 @@ def paced_detector(cfg: PipelineConfig | None = None) -> Detector:
     torch.set_num_threads(1)
     model = torch.nn.Identity()
     return PacedColourDetector(
-        model, ["background", "red", "cyan"], torch.device("cpu"), arch="paced-stand-in",
+        model, ["background", "red", "cyan", "ball"], torch.device("cpu"), arch="paced-stand-in",
         seconds_per_frame=float(os.environ.get(PACE_ENV, "0.05")),
     )  # fmt: skip
 
@@ -81,6 +82,9 @@ def use_token_auth() -> None:
     runs before `import ray` (at the import of this module)."""
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    # Every address on loopback: Ray otherwise guesses the node IP from a route to the internet, and where that
+    # guess changes (no route out) the head binds one address while clients dial another.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
 use_token_auth()

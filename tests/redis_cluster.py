@@ -38,6 +38,13 @@ class RedisClusterServers:
         self.servers = [RedisServer(port=_cluster_port(), args=args) for _ in range(masters * (1 + replicas))]
 
     def start(self, timeout: float = 60.0) -> RedisClusterServers:
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.close()  # never leave half a cluster running
+            raise
+
+    def _start(self, timeout: float) -> RedisClusterServers:
         for server in self.servers:
             server.start()
         nodes = [f"127.0.0.1:{server.port}" for server in self.servers]

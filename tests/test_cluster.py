@@ -30,6 +30,7 @@ from tests.cluster_helpers import (  # before Ray: it sets up token auth
     without_wall_clock,
 )
 from tests.pipeline_helpers import write_clip
+from tests.rtsp_server import RtspServer, rtsp_server_available
 from tests.servers import RedisServer
 
 pytest.importorskip("ray")
@@ -221,3 +222,77 @@ def test_workers_keep_running_while_the_controller_is_killed_and_restarted(
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert "re-attached to" in restarted.stderr
     assert_same_as_single_process(redis_server, cfg, tmp_path)
+
+
+@pytest.mark.rtsp
+@pytest.mark.skipif(not rtsp_server_available(), reason="gst-rtsp-server is not installed (see .ci/run)")
+def test_live_cameras_move_when_a_worker_is_killed_and_when_a_node_joins(
+    redis_server: RedisServer, three_nodes: LocalRayCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PACE_ENV, "0.02")
+    cameras = [RtspServer(fps=10).start() for _ in range(4)]
+    try:
+        cfg = build_config(
+            {
+                "sources": [{"id": f"cam{i}", "url": camera.url} for i, camera in enumerate(cameras)],
+                "model": {"device": "cpu"},
+                "batcher": {"batch_size": 1, "max_wait_ms": 0},
+                "tracker": {"camera_motion": "off"},
+                "redis": {"url": redis_server.url, "initial_backoff_s": 0.05, "max_backoff_s": 0.5},
+                "cluster": {"poll_interval_s": 0.25, "worker_timeout_s": 3.0},
+            }
+        )
+        client = redis_server.client()
+        job = RunningJob(cfg, "live")
+
+        def has_open_track(source_id: str) -> bool:
+            return any(e["type"] == "track.started" for _, e, _ in stream_events(client, source_id))
+
+        job.wait_for(lambda: bool(job.busy_worker()) and all(has_open_track(s.id) for s in cfg.sources))
+        victim = job.busy_worker()
+        moved = {s: info["epoch"] for s, info in victim["sources"].items() if info["state"] == "running"}
+        killed_at = time.time()
+        os.kill(victim["pid"], signal.SIGKILL)
+
+        def resumed(source_id: str) -> bool:
+            return any(
+                ep > moved[source_id] and e["type"].startswith("track.")
+                for _, e, ep in stream_events(client, source_id)
+            )
+
+        job.wait_for(lambda: all(resumed(s) for s in moved), 60)
+        joined = three_nodes.add_node()  # a fourth slot: a new worker, and about 1/4 of the cameras move to it
+        three_nodes.nodes.append(joined)
+        job.wait_for(lambda: any(r.reason == "moved" for r in job.controller.reassignments), 60)
+        time.sleep(1.0)
+        job.controller.stop()
+        job.finish()
+    finally:
+        for camera in cameras:
+            camera.stop()
+        remove = [n for n in three_nodes.nodes[3:]]
+        for node in remove:
+            three_nodes.remove_node(node.node_id)
+
+    lost = [r for r in job.controller.reassignments if r.reason == "worker_lost"]
+    assert {r.source_id for r in lost} >= set(moved)
+    for source_id in (s.id for s in cfg.sources):
+        entries = stream_events(client, source_id)
+        ids = [e["event_id"] for _, e, _ in entries]
+        assert len(ids) == len(set(ids)), f"{source_id}: an event id twice"
+        epochs = [ep for *_, ep in entries]
+        assert epochs == sorted(epochs), f"{source_id}: an old owner wrote after a new one"
+        started = {e["track_id"] for _, e, _ in entries if e["type"] == "track.started"}
+        ended = {e["track_id"] for _, e, _ in entries if e["type"] == "track.ended"}
+        assert started == ended, f"{source_id}: tracks left open by a hand-over"
+    for source_id, old_epoch in moved.items():
+        after = [(e, ep) for _, e, ep in stream_events(client, source_id) if ep > old_epoch]
+        kinds = [(e["type"], e.get("reason")) for e, _ in after]
+        first_new = next(i for i, k in enumerate(kinds) if k == ("stream.connected", "worker_lost"))
+        assert ("stream.disconnected", "worker_lost") in kinds[:first_new]
+        assert all(k == ("track.ended", "worker_lost") for k in kinds[: first_new - 1])
+        assert after[0][0]["capture_time"] - killed_at < 10.0  # detection + fencing + restart well under 10 s
+    handed = [r.source_id for r in job.controller.reassignments if r.reason == "moved"]
+    kinds = [(e["type"], e.get("reason")) for _, e, _ in stream_events(client, handed[0])]
+    assert ("stream.disconnected", "moved") in kinds and ("stream.connected", "moved") in kinds
+    assert ("track.ended", "moved") in kinds or not any(k[0] == "track.started" for k in kinds)
