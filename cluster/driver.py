@@ -67,6 +67,8 @@ def connect(address: str, namespace: str) -> None:
 
 
 def run_on_ray(cfg: PipelineConfig, address: str, job_id: str | None = None) -> int:
+    if cfg.redis is None:
+        raise MaskstreamError("--ray needs redis: set redis.url (fenced writes are how ownership is enforced)")
     from cluster.controller import Controller  # imports ray: only under --ray
 
     connect(address, cfg.cluster.namespace)

@@ -109,7 +109,13 @@ class SourceWorker:
     def ping(self) -> dict[str, Any]:
         with self._lock:
             sources = {source_id: _describe(run) for source_id, run in self._runs.items()}
-        return {"name": self.name, "pid": os.getpid(), "node": _node_id(), "sources": sources, **self._publisher.stats()}
+        return {
+            "name": self.name,
+            "pid": os.getpid(),
+            "node": _node_id(),
+            "sources": sources,
+            **self._publisher.stats(),
+        }
 
     def start_source(self, source_json: str, epoch: int, run_id: str, handover: str | None = None) -> None:
         """Own `source` under `epoch` from now on: start its pipeline in a thread and return at once."""
