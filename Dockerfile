@@ -16,6 +16,7 @@ COPY synth synth
 COPY training training
 COPY tracking tracking
 COPY configs configs
+COPY cluster cluster
 ARG EXTRAS=cuda13
 RUN pip install torch==2.14.1 torchvision==0.29.1 && pip install ".[${EXTRAS}]"
 

@@ -10,10 +10,13 @@ import logging
 import sys
 from pathlib import Path
 
-from cluster.controller import Controller
-from cluster.driver import connect
-from pipeline.config import PipelineConfig
-from tests.cluster_helpers import FACTORY  # before Ray: token auth
+from tests.cluster_helpers import FACTORY, use_token_auth
+
+use_token_auth()  # before the first `import ray` (also a barrier that keeps import sorting from moving it)
+
+from cluster.controller import Controller  # noqa: E402
+from cluster.driver import connect  # noqa: E402
+from pipeline.config import PipelineConfig  # noqa: E402
 
 
 def main(address: str, job_id: str, config_path: str) -> int:
