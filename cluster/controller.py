@@ -13,7 +13,6 @@ retry on other workers up to `cluster.max_attempts`; sources beyond capacity wai
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -51,6 +50,15 @@ class _WorkerView:
     @property
     def usable(self) -> bool:
         return self.answered and self.lost_at is None
+
+
+@dataclass
+class _Handover:
+    stop: Any  # ObjectRef of the old owner's stop_source
+    old: str
+    target: str
+    epoch: int
+    asked: float
 
 
 @dataclass
@@ -92,6 +100,7 @@ class Controller:
         self._worker_start_failures = 0
         self._stopping = False
         self._placed_once = False
+        self._handovers: dict[str, _Handover] = {}  # graceful moves waiting for the old owner's stop
         self._started = time.monotonic()
         self._remote = ray.remote(SourceWorker)
         self._slot_resources = self._slot_kind()
@@ -218,6 +227,8 @@ class Controller:
             self._follow(source_id, state, entry, view.name)
 
     def _follow(self, source_id: str, state: SourceState, entry: dict[str, Any], worker: str) -> None:
+        if source_id in self._handovers:
+            return  # being handed over: its stop is expected, `_finish_handovers` takes it from here
         size = entry.get("size") or [None, None]
         if size[0] and size[1]:
             state.cost = source_cost(self.sources[source_id].fps_cap, size[0], size[1])
@@ -294,7 +305,8 @@ class Controller:
             self.reassignments.append(Reassignment(source_id, handover or "restart", detected, fenced, time.time()))
 
     def _rebalance(self, joined: set[str]) -> None:
-        """A worker joined: live sources that now rank it first move there, gracefully, one by one."""
+        """A worker joined: live sources that now rank it first move there, gracefully. The old owner's stop is
+        asked for here and finished in a later tick (`_finish_handovers`), so failure detection never waits."""
         live = {s: st for s, st in self.states.items() if st.state == "running" and self.sources[s].live}
         if not joined or not live:
             return
@@ -304,13 +316,27 @@ class Controller:
         for source_id, target in sorted(moves.items()):
             state = live[source_id]
             old = self.workers.get(state.worker or "")
-            if target not in joined or old is None:
+            if target not in joined or old is None or source_id in self._handovers:
                 continue
-            asked = time.time()
-            with contextlib.suppress(RayActorError):  # it died meanwhile: the new epoch fences it anyway
-                ray.get(old.handle.stop_source.remote(source_id, "moved", self.ccfg.stop_timeout_s))
-            self._lose(source_id, state, "moved", asked)
-            self._start(source_id, state, target)
+            ref = old.handle.stop_source.remote(source_id, "moved", self.ccfg.stop_timeout_s)
+            self._handovers[source_id] = _Handover(ref, old.name, target, state.epoch, time.time())
+
+    def _finish_handovers(self) -> None:
+        """Old owners that finished their stop (or took too long: the new epoch fences them anyway): start the
+        sources on their new workers."""
+        for source_id, handover in list(self._handovers.items()):
+            ready, _ = ray.wait([handover.stop], timeout=0)
+            overdue = time.time() - handover.asked > self.ccfg.stop_timeout_s + 5
+            if not ready and not overdue:
+                continue
+            del self._handovers[source_id]
+            state = self.states[source_id]
+            if state.state != "running" or state.epoch != handover.epoch or state.worker != handover.old:
+                continue  # its worker was lost meanwhile: it moved as worker_lost instead
+            self._lose(source_id, state, "moved", handover.asked)
+            target = self.workers.get(handover.target)
+            if target is not None and target.usable:
+                self._start(source_id, state, handover.target)
 
     # --- loop ------------------------------------------------------------------------------------------------
     def step(self) -> None:
@@ -318,6 +344,7 @@ class Controller:
         self._ensure_workers()
         self._ping_workers()
         self._reconcile()
+        self._finish_handovers()
         self._place()
         self._rebalance({name for name, view in self.workers.items() if view.usable} - before if before else set())
         counts: dict[str, int] = {}
