@@ -67,9 +67,10 @@ class _OwnedSink(EventSink):
             elif self.ending is not None and kind == "track.ended":
                 event["reason"] = self.ending
             elif self.ending is not None and kind == "stream.ended":
-                # the stream goes on elsewhere: for consumers it is a disconnection here, not an end
+                # the stream goes on elsewhere: for consumers it is a disconnection here, not an end; an id of its
+                # own, since a real disconnection of this ownership may already be `s:disconnected:0`
                 event.update(type="stream.disconnected", reason=self.ending)
-                event["event_id"] = event["event_id"].replace("s:ended:", "s:disconnected:")
+                event["event_id"] = event["event_id"].replace("s:ended:", "s:disconnected:handover:")
         self.publisher.publish(source_id, events)
 
     def close(self, timeout_s: float) -> None:

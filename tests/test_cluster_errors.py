@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -45,3 +46,21 @@ def test_a_cluster_without_slots_or_gpus_is_one_line(tmp_path: Path, redis_serve
         result = run_cli("--source", str(clip), "--redis", redis_server.url, "--ray", cluster.address)
     assert result.returncode == 2
     assert "offers no maskstream_slot and no GPU" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_a_wrong_ray_token_is_refused_in_one_line(tmp_path: Path, redis_server: RedisServer) -> None:
+    clip = write_clip(tmp_path / "a.mp4", frames=2)
+    with local_ray_cluster(1) as cluster:  # token auth on (tests.cluster_helpers), a token of this session
+        env = dict(os.environ, RAY_AUTH_TOKEN="0" * 64)
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "run", "--source", str(clip), "--redis", redis_server.url,
+             "--ray", cluster.address],
+            capture_output=True, text=True, timeout=150, env=env,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("maskstream run: error: Ray at ") and "refused the connection" in last
+    assert "0" * 64 not in result.stderr  # the token is never printed
+    assert time.monotonic() - started < 120
