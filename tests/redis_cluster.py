@@ -95,15 +95,18 @@ class RedisClusterServers:
         text = text.decode() if isinstance(text, bytes) else text
         return text.strip().splitlines()
 
-    def failover(self, replica: RedisServer, timeout: float = 30.0) -> None:
-        """Promote `replica` (a coordinated failover: it catches up with its master first, so nothing is lost)."""
-        replica.client().execute_command("CLUSTER", "FAILOVER")
+    def failover(self, replica: RedisServer, timeout: float = 60.0) -> None:
+        """Promote `replica` (a coordinated failover: it catches up with its master first, so nothing is lost).
+        Redis abandons a manual failover that does not finish within a few seconds (a loaded machine): ask again."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            role = replica.client().execute_command("ROLE")[0]
-            if (role.decode() if isinstance(role, bytes) else role) == "master":
-                return
-            time.sleep(0.1)
+            replica.client().execute_command("CLUSTER", "FAILOVER")
+            attempt_ends = min(deadline, time.monotonic() + 10.0)
+            while time.monotonic() < attempt_ends:
+                role = replica.client().execute_command("ROLE")[0]
+                if (role.decode() if isinstance(role, bytes) else role) == "master":
+                    return
+                time.sleep(0.1)
         raise RuntimeError(f"replica on port {replica.port} was not promoted in time")
 
     def close(self) -> None:

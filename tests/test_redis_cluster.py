@@ -60,7 +60,7 @@ def test_fenced_writes_lose_nothing_and_double_nothing_across_a_master_failover(
     fence = Fence({s: take_ownership(client, cfg.key_for(s)) for s in SOURCES})
     publisher = RedisPublisher(cfg, fence)
     publisher.check()
-    total = 400
+    total = 1000
 
     def publish_all() -> None:
         for n in range(total):
@@ -74,6 +74,7 @@ def test_fenced_writes_lose_nothing_and_double_nothing_across_a_master_failover(
     writer.start()
     time.sleep(0.5)
     redis_cluster.failover(redis_cluster.replica_of_key(cfg.key_for(SOURCES[0])))
+    promoted_ms = int(time.time() * 1000)
     writer.join(60)
     assert publisher.flush(30)
     stats = publisher.stats()
@@ -82,6 +83,8 @@ def test_fenced_writes_lose_nothing_and_double_nothing_across_a_master_failover(
         assert ids(client, cfg.key_for(source_id)) == [f"e{n}" for n in range(total)], source_id
     assert stats["duplicates"] == len(SOURCES) * len(range(0, total, 50))
     assert stats["dropped"] == 0 and stats["fenced"] == 0
+    after = [e for e, _ in client.xrange(cfg.key_for(SOURCES[0])) if int(e.split(b"-")[0]) > promoted_ms]
+    assert after, "the writes ended before the failover: it was not exercised"
 
 
 def test_a_stale_epoch_is_refused_on_the_cluster(redis_cluster: RedisClusterServers) -> None:
