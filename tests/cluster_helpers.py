@@ -75,6 +75,15 @@ def paced_detector(cfg: PipelineConfig | None = None) -> Detector:
 
 
 FACTORY = "tests.cluster_helpers:paced_detector"
+TINY_FACTORY = "tests.cluster_helpers:tiny_maskrcnn_detector"
+
+
+def tiny_maskrcnn_detector(cfg: PipelineConfig | None = None) -> Detector:
+    """A real (tiny, seeded) torchvision Mask R-CNN on the CPU in fp32, one thread so every process computes alike."""
+    from tests.pipeline_helpers import tiny_detector
+
+    torch.set_num_threads(1)
+    return tiny_detector(max_detections=5)
 
 
 def use_token_auth() -> None:
@@ -165,14 +174,16 @@ def without_wall_clock(event: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def single_process_events(cfg: PipelineConfig, tmp: Path) -> dict[str, list[dict[str, Any]]]:
+def single_process_events(cfg: PipelineConfig, tmp: Path, factory: str = FACTORY) -> dict[str, list[dict[str, Any]]]:
     """The reference: the same sources through today's Pipeline in this process (no pacing), per source."""
+    from cluster.worker import load_factory
     from pipeline.runner import Pipeline
     from sinks.jsonl import JsonlSink
 
     path = tmp / "reference.jsonl"
-    detector = paced_detector()
-    detector.seconds_per_frame = 0.0  # type: ignore[attr-defined]
+    detector = load_factory(factory)(cfg)
+    if isinstance(detector, PacedColourDetector):
+        detector.seconds_per_frame = 0.0
     plain = cfg.model_copy(update={"redis": None})
     Pipeline(plain, detector=detector, event_sinks=[JsonlSink(path)], frame_sinks=[]).run()
     events: dict[str, list[dict[str, Any]]] = {}

@@ -23,6 +23,7 @@ from pipeline.config import PipelineConfig, build_config
 from tests.cluster_helpers import (  # before Ray: it sets up token auth
     FACTORY,
     PACE_ENV,
+    TINY_FACTORY,
     LocalRayCluster,
     local_ray_cluster,
     single_process_events,
@@ -66,10 +67,10 @@ def job_config(redis_url: str, clips: list[Path], **cluster: Any) -> PipelineCon
 class RunningJob:
     """The controller in a thread of the test process, with the worker actors on the local cluster's nodes."""
 
-    def __init__(self, cfg: PipelineConfig, job_id: str) -> None:
+    def __init__(self, cfg: PipelineConfig, job_id: str, factory: str = FACTORY) -> None:
         from cluster.controller import Controller
 
-        self.controller = Controller(cfg, job_id, detector_factory=FACTORY)
+        self.controller = Controller(cfg, job_id, detector_factory=factory)
         self.report: Any = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -121,8 +122,8 @@ def three_nodes(ray_cluster: LocalRayCluster) -> Iterator[LocalRayCluster]:
     yield ray_cluster
 
 
-def assert_same_as_single_process(server: RedisServer, cfg: PipelineConfig, tmp: Path) -> None:
-    reference = single_process_events(cfg, tmp)
+def assert_same_as_single_process(server: RedisServer, cfg: PipelineConfig, tmp: Path, factory: str = FACTORY) -> None:
+    reference = single_process_events(cfg, tmp, factory)
     client = server.client()
     for source in cfg.sources:
         got = [event for _, event, _ in stream_events(client, source.id)]
@@ -165,6 +166,24 @@ def test_footage_job_with_a_worker_process_killed(
     assert sorted(report.done) == sorted(path.stem for path in clips[:5]) and not report.failed
     assert report.reassignments
     assert_same_as_single_process(redis_server, cfg, tmp_path)
+
+
+def test_a_real_mask_rcnn_footage_job_with_a_worker_killed_equals_a_single_process_run(
+    clips: list[Path], tmp_path: Path, redis_server: RedisServer, three_nodes
+) -> None:
+    """A real (tiny) Mask R-CNN in fp32 on the CPU: masks, scores and boxes must come out identical too."""
+    plain = job_config(redis_server.url, clips[:3])
+    # the tiny model's random weights score about 0.33: let the tracker take such detections
+    tracker = plain.tracker.model_copy(update={"high_score": 0.3, "low_score": 0.1, "new_track_score": 0.3})
+    cfg = plain.model_copy(update={"tracker": tracker})
+    job = RunningJob(cfg, "tiny-maskrcnn", TINY_FACTORY)
+    job.wait_for(lambda: bool(job.busy_worker()))
+    os.kill(job.busy_worker()["pid"], signal.SIGKILL)
+    report = job.finish()
+    assert sorted(report.done) == sorted(path.stem for path in clips[:3]) and report.reassignments
+    reference = single_process_events(cfg, tmp_path, TINY_FACTORY)
+    assert any(e["type"] == "track.started" and e["mask"] for events in reference.values() for e in events)
+    assert_same_as_single_process(redis_server, cfg, tmp_path, TINY_FACTORY)
 
 
 def test_a_paused_worker_resumed_after_its_files_moved_writes_nothing(
