@@ -23,6 +23,7 @@ COPY training training
 COPY evaluation evaluation
 COPY web web
 COPY configs configs
+COPY cluster cluster
 ARG EXTRAS=cuda13
 RUN pip install torch==2.14.1 torchvision==0.29.1 && pip install ".[${EXTRAS}]"
 

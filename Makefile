@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,cluster]'
 	# TrackEval scores the tracking tests; --no-deps because its metadata pins opencv-python, which would
 	# clash with our opencv-python-headless (it needs only numpy and scipy at import).
 	$(PY) -m pip install -q --no-deps trackeval==1.3.0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import redis
+from redis.cluster import RedisCluster
 
 if TYPE_CHECKING:
     from consumer.group import EventConsumer
@@ -114,6 +116,34 @@ def resolve_streams(client: redis.Redis, names: KeyNames, streams: str | Sequenc
         elif (key := names.key(name)) not in keys:
             keys.append(key)
     return keys
+
+
+def read_streams(
+    client: redis.Redis,
+    ids: dict[str, str],
+    count: int,
+    block_ms: int | None,
+    group: tuple[str, str] | None = None,
+) -> list[Any]:
+    """XREAD (or XREADGROUP as `group` = (group, consumer)) over several streams, in RESP2 list form.
+
+    On a Redis Cluster one command may not span hash slots, so there it is one non-blocking call per slot
+    (a source's keys share one) and a short sleep when nothing came, instead of one blocking call.
+    """
+    if not isinstance(client, RedisCluster):
+        if group is not None:
+            return client.xreadgroup(*group, ids, count=count, block=block_ms) or []
+        return client.xread(ids, count=count, block=block_ms) or []
+    by_slot: dict[int, dict[str, str]] = {}
+    for key, entry_id in ids.items():
+        by_slot.setdefault(client.keyslot(key), {})[key] = entry_id
+    reply: list[Any] = []
+    for streams in by_slot.values():
+        part = client.xreadgroup(*group, streams, count=count) if group else client.xread(streams, count=count)
+        reply.extend(part or [])
+    if not reply and block_ms:
+        time.sleep(min(block_ms, 100) / 1000)
+    return reply
 
 
 def as_text(value: bytes | str) -> str:

@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from consumer.event import Event, KeyNames, StreamLag, as_text, resolve_streams
+from consumer.event import Event, KeyNames, StreamLag, as_text, read_streams, resolve_streams
 from pipeline.backoff import Backoff
 from pipeline.errors import MaskstreamError
 from pipeline.events import DEFAULT_STREAM_KEY, from_stream_fields
@@ -102,9 +102,11 @@ class EventConsumer:
         tls_cert_file: str | Path | None = None,
         tls_key_file: str | Path | None = None,
         connect_timeout_s: float = 5.0,
+        cluster: bool = False,
         **kwargs: Any,
     ) -> EventConsumer:
-        """Connect (redis://, rediss:// TLS, user:password@ for ACL/AUTH) and join `group` as `consumer`."""
+        """Connect (redis://, rediss:// TLS, user:password@ for ACL/AUTH) and join `group` as `consumer`.
+        `cluster=True`: the URL names a node of a Redis Cluster."""
         block_s = kwargs.get("block_s", 2.0)
         client = redis_from_url(
             url,
@@ -113,6 +115,7 @@ class EventConsumer:
             tls_ca_cert_file=tls_ca_cert_file,
             tls_cert_file=tls_cert_file,
             tls_key_file=tls_key_file,
+            cluster=cluster,
         )
         check_redis(client, url)
         return cls(client, group, consumer, streams, url_for_errors=redact_url(url), **kwargs)
@@ -136,9 +139,8 @@ class EventConsumer:
                 if claimed:
                     return claimed
             block_ms = self.block_ms if block_s is None else max(1, int(block_s * 1000))
-            reply = self.client.xreadgroup(
-                self.group, self.consumer, dict.fromkeys(self._keys, ">"), count=self.count, block=block_ms
-            )
+            streams = dict.fromkeys(self._keys, ">")
+            reply = read_streams(self.client, streams, self.count, block_ms, (self.group, self.consumer))
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -231,7 +233,7 @@ class EventConsumer:
                     raise MaskstreamError(f"cannot create consumer group {self.group!r} on {key}: {exc}") from None
 
     def _read_backlog(self) -> list[Event]:
-        reply = self.client.xreadgroup(self.group, self.consumer, dict(self._backlog), count=self.count)
+        reply = read_streams(self.client, dict(self._backlog), self.count, None, (self.group, self.consumer))
         entries_by_key = {as_text(k): entries for k, entries in (reply or [])}
         for key in list(self._backlog):
             entries = entries_by_key.get(key, [])

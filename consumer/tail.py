@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import redis
 
-from consumer.event import Event, KeyNames, as_text, resolve_streams
+from consumer.event import Event, KeyNames, as_text, read_streams, resolve_streams
 from pipeline.events import DEFAULT_STREAM_KEY, from_stream_fields
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class EventTail:
         if not self._ids:
             time.sleep(self.block_ms / 1000)
             return []
-        reply = self.client.xread(dict(self._ids), count=self.count, block=self.block_ms)
+        reply = read_streams(self.client, dict(self._ids), self.count, self.block_ms)
         events = []
         for raw_key, entries in reply or []:
             key = as_text(raw_key)

@@ -54,3 +54,11 @@ LINE_CROSSINGS = Counter(
     "maskstream_line_crossings_total", "Line crossings by direction", ["source", "line", "direction"]
 )
 ZONE_OCCUPANCY = Gauge("maskstream_zone_occupancy", "Tracks inside a zone now (every class)", ["source", "zone"])
+EVENTS_FENCED = Counter(
+    "maskstream_events_fenced_total",
+    "Events refused by the fence script: this worker no longer owns the source (--ray)",
+    ["source"],
+)
+EVENTS_DUPLICATE = Counter(
+    "maskstream_events_duplicate_total", "Events not written because their id was already in Redis (--ray)", ["source"]
+)

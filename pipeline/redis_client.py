@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import AuthenticationError, AuthorizationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -30,11 +30,15 @@ def redis_from_url(
     tls_cert_file: Path | str | None = None,
     tls_key_file: Path | str | None = None,
     tls_check_hostname: bool = True,
+    cluster: bool = False,
 ) -> redis.Redis:
     """A redis-py client for a URL (redis://, rediss://, unix://) that fails fast instead of retrying on its own.
 
     Our callers own retrying (the publisher's backoff, the consumer's loop), so redis-py's built-in retries are
     off: a dead server shows up as one ConnectionError, not as a silent multi-second stall.
+
+    `cluster=True`: a `redis.cluster.RedisCluster` (same commands; it maps keys to slots and follows failovers).
+    It keeps a few retries of its own, since a failover shows up as MOVED / a refused connection for a moment.
     """
     kwargs: dict[str, Any] = {
         "socket_connect_timeout": connect_timeout_s,
@@ -52,6 +56,11 @@ def redis_from_url(
     elif tls_ca_cert_file or tls_cert_file:
         raise MaskstreamError(f"TLS files are set but the Redis URL {redact_url(url)} is not rediss://")
     try:
+        if cluster:
+            from redis.cluster import RedisCluster
+
+            kwargs["retry"] = Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
+            return RedisCluster.from_url(url, **kwargs)
         return redis.Redis.from_url(url, **kwargs)
     except ValueError as exc:
         raise MaskstreamError(f"bad Redis URL {redact_url(url)}: {redact_text(str(exc))}") from None

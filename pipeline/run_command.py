@@ -55,6 +55,12 @@ def register(subparsers: Any) -> None:
         help="override any option, e.g. --set batcher.batch_size=8 --set sources[0].fps_cap=5",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or status lines")
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="spread the sources over a Ray cluster (HOST:PORT or auto; pip install 'maskstream[cluster]')",
+    )
+    parser.add_argument("--job", metavar="ID", help="--ray: name of the job (resumes it if it exists)")
     parser.set_defaults(func=run)
 
 
@@ -87,6 +93,10 @@ def _yaml_quote(value: str) -> str:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     check_output_paths(cfg)  # before torch loads: an unwritable output fails in well under a second
+    if getattr(args, "ray", None):
+        from cluster.driver import run_on_ray  # Ray is imported only here
+
+        return run_on_ray(cfg, args.ray, job_id=args.job)
     if args.verbose == 0:
         logging.getLogger().setLevel(cfg.log.level.upper())
     pipeline, server = pipeline_with_server(cfg)  # torch and the stages load only when a run starts

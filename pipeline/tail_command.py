@@ -47,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON event per line (for machines)")
     parser.add_argument("--key-template", default=DEFAULT_STREAM_KEY, help="stream key template (as in the config)")
     parser.add_argument("--tls-ca-cert", metavar="FILE", help="CA bundle for rediss:// servers")
+    parser.add_argument("--cluster", action="store_true", help="--redis names a node of a Redis Cluster")
     parser.add_argument("-n", "--max-events", type=int, metavar="N", help="exit after N events")
     parser.set_defaults(func=run)
 
@@ -63,9 +64,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             key_template=args.key_template,
             tls_ca_cert_file=args.tls_ca_cert,
             block_s=1.0,
+            cluster=args.cluster,
         )
     else:
-        client = redis_from_url(args.redis, socket_timeout_s=11.0, tls_ca_cert_file=args.tls_ca_cert)
+        client = redis_from_url(
+            args.redis, socket_timeout_s=11.0, tls_ca_cert_file=args.tls_ca_cert, cluster=args.cluster
+        )
         check_redis(client, args.redis)
         reader = EventTail(client, args.source, from_start=args.from_start, key_template=args.key_template)
     shown = 0

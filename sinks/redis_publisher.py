@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +19,23 @@ from redis.exceptions import RedisError
 
 from pipeline.config.redis import RedisConfig
 from pipeline.events import SCHEMA_VERSION, dropped_event, encode_event, to_stream_fields
-from pipeline.metrics import EVENTS_DROPPED, EVENTS_PUBLISHED, EVENTS_SPOOLED, REDIS_UP
+from pipeline.metrics import (
+    EVENTS_DROPPED,
+    EVENTS_DUPLICATE,
+    EVENTS_FENCED,
+    EVENTS_PUBLISHED,
+    EVENTS_SPOOLED,
+    REDIS_UP,
+)
 from pipeline.redact import redact_url
 from pipeline.redis_client import check_redis, describe_redis_error, redis_from_url
 from sinks.base import EventSink
+from sinks.fence import DUPLICATE, FENCE_SCRIPT, Fence, StaleEpoch, fence_keys, track_id_of
 from sinks.spool import DiskSpool, SpooledEvent
 
 log = logging.getLogger(__name__)
 _VERSION = str(SCHEMA_VERSION)
+_DUPLICATE = object()  # fenced mode: the event's id was already in the stream
 
 
 @dataclass(slots=True)
@@ -46,14 +56,24 @@ class RedisPublisher(EventSink):
     counted exactly (EVENTS_DROPPED, a log line, and a `publisher.dropped` event on the stream once Redis is
     back). Delivery is at-least-once: a batch whose EXEC reply is lost is sent again, and consumers drop the
     duplicate by `event_id`.
+
+    With a `fence` (only under `--ray`, see `sinks.fence`) every write goes through the fence script instead:
+    a stale epoch is refused (the events are counted as fenced and `on_stale` is told, once per source and
+    epoch) and an id already in Redis is skipped, so delivery becomes exactly-once per event id.
     """
 
-    def __init__(self, cfg: RedisConfig) -> None:
+    def __init__(
+        self, cfg: RedisConfig, fence: Fence | None = None, on_stale: Callable[[StaleEpoch], None] | None = None
+    ) -> None:
         self.cfg = cfg
         self._backoff = cfg.backoff()
+        self.fence = fence
+        self._on_stale = on_stale
+        self._stale_told: set[tuple[str, int]] = set()
         self.url = redact_url(cfg.url)
         self._client = redis_from_url(
             cfg.url,
+            cluster=cfg.cluster,
             connect_timeout_s=cfg.connect_timeout_s,
             socket_timeout_s=cfg.socket_timeout_s,
             tls_ca_cert_file=cfg.tls_ca_cert_file,
@@ -75,6 +95,9 @@ class RedisPublisher(EventSink):
         self._connected = False
         self.published = 0  # totals, for stats() and tests
         self.dropped = 0
+        self.fenced = 0  # refused: stale epoch (fenced mode only)
+        self.duplicates = 0  # skipped: id already written (fenced mode only)
+        self._script = self._client.register_script(FENCE_SCRIPT) if fence and not cfg.cluster else None
         self._disk = DiskSpool(cfg.spool_path) if cfg.spool_path is not None else None
         if self._disk is not None:
             self._spool.extend(self._disk.load())
@@ -169,6 +192,8 @@ class RedisPublisher(EventSink):
                 "published": self.published,
                 "spooled": len(self._spool),
                 "dropped": self.dropped,
+                "fenced": self.fenced,
+                "duplicates": self.duplicates,
             }
 
     # -- spool bookkeeping (lock held) ----------------------------------------------------------------------------
@@ -254,7 +279,10 @@ class RedisPublisher(EventSink):
 
     def _send(self, batch: list[SpooledEvent], drops: dict[str, _DropRecord]) -> list[Any]:
         """One round trip: drop notices first (they speak of older events), then the batch, then MINID trims."""
-        pipe = self._client.pipeline(transaction=True)
+        if self.fence is not None:
+            return self._send_fenced(batch, drops)
+        # a Redis Cluster cannot run one MULTI over several slots; each XADD is atomic on its own there
+        pipe = self._client.pipeline(transaction=not self.cfg.cluster)
         now = time.time()
         for source_id, record in drops.items():
             report = dropped_event(source_id, [record.first, record.last], record.count, now)
@@ -267,6 +295,51 @@ class RedisPublisher(EventSink):
             for key in {self.cfg.key_for(s) for s in [*drops, *(item.source_id for item in batch)]}:
                 pipe.xtrim(key, minid=min_id, approximate=True)
         return pipe.execute(raise_on_error=False)
+
+    def _send_fenced(self, batch: list[SpooledEvent], drops: dict[str, _DropRecord]) -> list[Any]:
+        """One script call per source (atomic per source; sources are independent), pipelined. Returns one
+        result per drop report and per batch item, like `_send`: DUPLICATE, a StaleEpoch, or a written marker."""
+        assert self.fence is not None
+        now = time.time()
+        per_source: dict[str, list[tuple[str, str, str, str]]] = {}
+        for source_id, record in drops.items():
+            fields = to_stream_fields(dropped_event(source_id, [record.first, record.last], record.count, now))
+            per_source.setdefault(source_id, []).append((fields["type"], fields["event_id"], fields["data"], ""))
+        for item in batch:
+            per_source.setdefault(item.source_id, []).append(
+                (item.type, item.event_id, item.data, track_id_of(item.type, item.data))
+            )
+        pipe = self._client.pipeline(transaction=False)
+        for source_id, events in per_source.items():
+            keys = fence_keys(self.cfg.key_for(source_id))
+            args = self.fence.args(source_id, self.cfg.maxlen, events)
+            if self.cfg.cluster:  # redis-py's cluster pipeline cannot load scripts: send the text (1.5 KB)
+                pipe.execute_command("EVAL", FENCE_SCRIPT, len(keys), *keys, *args)
+            else:
+                assert self._script is not None
+                self._script(keys=keys, args=args, client=pipe)
+        replies = dict(zip(per_source, pipe.execute(raise_on_error=False), strict=True))
+        by_source: dict[str, list[Any]] = {}
+        for source_id, reply in replies.items():
+            if isinstance(reply, Exception):
+                raise reply  # e.g. the script's keys moved (cluster failover): retry the batch later
+            if int(reply[0]) == -1:
+                stale = StaleEpoch(source_id, self.fence.epochs.get(source_id, 0), int(reply[1]))
+                by_source[source_id] = [stale] * len(per_source[source_id])
+                self._tell_stale(stale)
+            else:
+                by_source[source_id] = [_DUPLICATE if int(code) == DUPLICATE else True for code in reply[1:]]
+        results = [by_source[source_id].pop(0) for source_id in drops]
+        results += [by_source[item.source_id].pop(0) for item in batch]
+        return results
+
+    def _tell_stale(self, stale: StaleEpoch) -> None:
+        if (stale.source_id, stale.epoch) in self._stale_told:
+            return
+        self._stale_told.add((stale.source_id, stale.epoch))
+        log.warning("%s: its events are refused", stale)
+        if self._on_stale is not None:
+            self._on_stale(stale)
 
     def _xadd(self, pipe: Any, source_id: str, type_: str, event_id: str, data: str) -> None:
         # the raw command: redis-py's xadd() argument handling costs more than the packing when catching up
@@ -286,9 +359,15 @@ class RedisPublisher(EventSink):
             )
         results = results[len(drops) :]
         per_source: dict[str, int] = {}
-        rejected = 0
+        rejected = fenced = duplicates = 0
         for item, result in zip(batch, results, strict=False):
-            if isinstance(result, Exception):
+            if isinstance(result, StaleEpoch):
+                fenced += 1
+                EVENTS_FENCED.labels(item.source_id).inc()
+            elif result is _DUPLICATE:
+                duplicates += 1
+                EVENTS_DUPLICATE.labels(item.source_id).inc()
+            elif isinstance(result, Exception):
                 # e.g. WRONGTYPE: the key holds something else; retrying cannot help, so count it as dropped
                 rejected += 1
                 EVENTS_DROPPED.labels(item.source_id).inc()
@@ -304,8 +383,10 @@ class RedisPublisher(EventSink):
                 self._on_disk("remove", batch[0].seq, batch[-1].seq)
             self._inflight = 0
             self._reports_in_flight = False
-            self.published += len(batch) - rejected
+            self.published += len(batch) - rejected - fenced - duplicates
             self.dropped += rejected
+            self.fenced += fenced
+            self.duplicates += duplicates
             EVENTS_SPOOLED.set(len(self._spool))
             self._wake.notify_all()
 

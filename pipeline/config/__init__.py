@@ -12,6 +12,7 @@
 | `redis.py` | `redis`: URL, stream keys, trimming, spool |
 | `sinks.py` | `sinks`: JSON Lines, annotated video, MOT files |
 | `observability.py` | `metrics`, `log` |
+| `cluster.py` | `cluster`: `run --ray` placement, failure detection, fencing |
 | `loader.py` | YAML → CLI overrides → `${ENV}` → validation; one-line errors (`pipeline.errors.config_error`) |
 | `reference.py` | the option reference in docs/CONFIG.md (`python -m pipeline.config`) |
 """

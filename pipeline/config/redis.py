@@ -24,6 +24,13 @@ class RedisConfig(BackoffConfig):
             "an ACL user goes before the colon, AUTH password after it. Redacted in logs and errors."
         ),
     )
+    cluster: bool = Field(
+        False,
+        description=(
+            "The URL names one node of a Redis Cluster: use redis-py's cluster client (it finds the other nodes "
+            "and follows failovers). A source's keys share one hash slot through the {source_id} hash tag."
+        ),
+    )
     stream_key: str = Field(
         DEFAULT_STREAM_KEY,
         description=(

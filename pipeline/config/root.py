@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 
 from pipeline.config.base import StrictModel
 from pipeline.config.batcher import BatcherConfig
+from pipeline.config.cluster import ClusterConfig
 from pipeline.config.model import ModelConfig
 from pipeline.config.observability import LogConfig, MetricsConfig
 from pipeline.config.redis import RedisConfig
@@ -25,6 +26,7 @@ class PipelineConfig(StrictModel):
     sinks: SinksConfig = Field(default_factory=SinksConfig, description="Other outputs.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus and health endpoint.")
     log: LogConfig = Field(default_factory=LogConfig, description="Logging and progress output.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="`run --ray`: across a Ray cluster.")
 
     @field_validator("sources")
     @classmethod
