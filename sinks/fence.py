@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,3 +133,37 @@ def track_id_of(type_: str, data: str) -> str:
         return ""
     match = _TRACK_ID.search(data)
     return match.group(1) if match else ""
+
+
+DUPLICATE_MARK = object()  # a write result: the event's id was already in the stream, nothing written
+
+
+def write_fenced(
+    client: Any,
+    script: Any,
+    fence: Fence,
+    per_source: dict[str, list[tuple[str, str, str, str]]],
+    key_for: Callable[[str], str],
+    maxlen: int | None,
+    cluster: bool,
+) -> dict[str, list[Any]]:
+    """One script call per source (atomic per source; sources are independent), pipelined. Per source, one
+    result per event in order: True (written), DUPLICATE_MARK, or the StaleEpoch that refused the whole write."""
+    pipe = client.pipeline(transaction=False)
+    for source_id, events in per_source.items():
+        keys = fence_keys(key_for(source_id))
+        args = fence.args(source_id, maxlen, events)
+        if cluster:  # redis-py's cluster pipeline cannot load scripts: send the text (1.5 KB)
+            pipe.execute_command("EVAL", FENCE_SCRIPT, len(keys), *keys, *args)
+        else:
+            script(keys=keys, args=args, client=pipe)
+    by_source: dict[str, list[Any]] = {}
+    for source_id, reply in zip(per_source, pipe.execute(raise_on_error=False), strict=True):
+        if isinstance(reply, Exception):
+            raise reply  # e.g. the script's keys moved (cluster failover): the caller retries the batch later
+        if int(reply[0]) == -1:
+            stale = StaleEpoch(source_id, fence.epochs.get(source_id, 0), int(reply[1]))
+            by_source[source_id] = [stale] * len(per_source[source_id])
+        else:
+            by_source[source_id] = [DUPLICATE_MARK if int(code) == DUPLICATE else True for code in reply[1:]]
+    return by_source

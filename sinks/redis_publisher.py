@@ -30,12 +30,11 @@ from pipeline.metrics import (
 from pipeline.redact import redact_url
 from pipeline.redis_client import check_redis, describe_redis_error, redis_from_url
 from sinks.base import EventSink
-from sinks.fence import DUPLICATE, FENCE_SCRIPT, Fence, StaleEpoch, fence_keys, track_id_of
+from sinks.fence import DUPLICATE_MARK, FENCE_SCRIPT, Fence, StaleEpoch, track_id_of, write_fenced
 from sinks.spool import DiskSpool, SpooledEvent
 
 log = logging.getLogger(__name__)
 _VERSION = str(SCHEMA_VERSION)
-_DUPLICATE = object()  # fenced mode: the event's id was already in the stream
 
 
 @dataclass(slots=True)
@@ -297,8 +296,7 @@ class RedisPublisher(EventSink):
         return pipe.execute(raise_on_error=False)
 
     def _send_fenced(self, batch: list[SpooledEvent], drops: dict[str, _DropRecord]) -> list[Any]:
-        """One script call per source (atomic per source; sources are independent), pipelined. Returns one
-        result per drop report and per batch item, like `_send`: DUPLICATE, a StaleEpoch, or a written marker."""
+        """Through the fence script (`sinks.fence.write_fenced`); one result per drop report and batch item."""
         assert self.fence is not None
         now = time.time()
         per_source: dict[str, list[tuple[str, str, str, str]]] = {}
@@ -309,29 +307,12 @@ class RedisPublisher(EventSink):
             per_source.setdefault(item.source_id, []).append(
                 (item.type, item.event_id, item.data, track_id_of(item.type, item.data))
             )
-        pipe = self._client.pipeline(transaction=False)
-        for source_id, events in per_source.items():
-            keys = fence_keys(self.cfg.key_for(source_id))
-            args = self.fence.args(source_id, self.cfg.maxlen, events)
-            if self.cfg.cluster:  # redis-py's cluster pipeline cannot load scripts: send the text (1.5 KB)
-                pipe.execute_command("EVAL", FENCE_SCRIPT, len(keys), *keys, *args)
-            else:
-                assert self._script is not None
-                self._script(keys=keys, args=args, client=pipe)
-        replies = dict(zip(per_source, pipe.execute(raise_on_error=False), strict=True))
-        by_source: dict[str, list[Any]] = {}
-        for source_id, reply in replies.items():
-            if isinstance(reply, Exception):
-                raise reply  # e.g. the script's keys moved (cluster failover): retry the batch later
-            if int(reply[0]) == -1:
-                stale = StaleEpoch(source_id, self.fence.epochs.get(source_id, 0), int(reply[1]))
-                by_source[source_id] = [stale] * len(per_source[source_id])
-                self._tell_stale(stale)
-            else:
-                by_source[source_id] = [_DUPLICATE if int(code) == DUPLICATE else True for code in reply[1:]]
-        results = [by_source[source_id].pop(0) for source_id in drops]
-        results += [by_source[item.source_id].pop(0) for item in batch]
-        return results
+        by_source = write_fenced(
+            self._client, self._script, self.fence, per_source, self.cfg.key_for, self.cfg.maxlen, self.cfg.cluster
+        )
+        for stale in {r for results in by_source.values() for r in results if isinstance(r, StaleEpoch)}:
+            self._tell_stale(stale)
+        return [by_source[s].pop(0) for s in drops] + [by_source[item.source_id].pop(0) for item in batch]
 
     def _tell_stale(self, stale: StaleEpoch) -> None:
         if (stale.source_id, stale.epoch) in self._stale_told:
@@ -364,7 +345,7 @@ class RedisPublisher(EventSink):
             if isinstance(result, StaleEpoch):
                 fenced += 1
                 EVENTS_FENCED.labels(item.source_id).inc()
-            elif result is _DUPLICATE:
+            elif result is DUPLICATE_MARK:
                 duplicates += 1
                 EVENTS_DUPLICATE.labels(item.source_id).inc()
             elif isinstance(result, Exception):

@@ -29,6 +29,7 @@ PACKAGES = (
     "evaluation",
     "web",
     "analytics",
+    "cluster",
     "configs",
 )
 # The glue that builds the graph and drives it from the command line: the only modules of `pipeline` allowed to
@@ -56,6 +57,7 @@ ALLOWED = {
     "evaluation": {"pipeline", "tracking", "synth", "maskrcnn", "stages"},
     "web": {"pipeline", "sinks"},
     "analytics": {"pipeline"},
+    "cluster": {"pipeline", "sinks", "stages", "sources"},
     "configs": set(),
 }
 
