@@ -77,6 +77,7 @@ class ZeroCostDetector:
         self.device = torch.device("cpu")
         self.class_names = ["background", "person"]
         self.precision = "fp32"
+        self.info: dict[str, str] = {}  # what the runner reads of a factory-built detector (none: a stand-in)
         self._state: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
 
     def _scene(self, height: int, width: int) -> dict[str, torch.Tensor]:
