@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.config.tracker import TrackerConfig
 from pipeline.items import Detections, Frame, TrackState, TrackTransition
 from tracking.association import CroppedMask, assign, box_iou, integer_box, similarity
-from tracking.camera_motion import CameraMotionEstimator, MotionEstimate
+from tracking.camera_motion import CameraMotionEstimator, MotionEstimate, crop_sampler
 from tracking.kalman import BoxKalman, cxcywh_to_xyxy, xyxy_to_cxcywh
 from tracking.track import MAX_VIRTUAL_STEPS, Phase, Track, observation_centric_reupdate
 
@@ -81,7 +81,7 @@ class MultiObjectTracker:
         self._predict(dt)
         boxes = np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
         have_masks = len(dets.windows) == len(boxes)
-        motion = self.motion.estimate(frame.image, boxes, dets.mask_in if have_masks else None)
+        motion = self.motion.estimate(frame.image, boxes, sampler=crop_sampler(dets) if have_masks else None)
         if not motion.is_identity:
             self._warp(motion.matrix)
 
