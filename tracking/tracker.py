@@ -190,10 +190,12 @@ class MultiObjectTracker:
                         grow = min(cfg.lost_box_growth * (self._t - track.last_t), 1.0)
                         ious[r] = box_iou(_expanded(predicted[r : r + 1], grow), _expanded(det_boxes, grow))[0]
             track_masks: list[CroppedMask | None] = []
-            for r, (track, pbox) in enumerate(zip(tracks, predicted, strict=True)):
+            # a track's mask is only placed when its box overlaps a detection's (mask IoU is computed for those)
+            overlaps = (ious > 0).any(axis=1).tolist() if cfg.mask_weight > 0 else [False] * len(tracks)
+            for track, pbox, overlap in zip(tracks, predicted.tolist(), overlaps, strict=True):
                 key = (id(track), from_last_observation)
                 if key not in placed:
-                    use = cfg.mask_weight > 0 and track.mask is not None and bool(np.any(ious[r] > 0))
+                    use = overlap and track.mask is not None
                     placed[key] = track.mask.placed(integer_box(pbox, height, width)) if use else None
                 track_masks.append(placed[key])
             sim = similarity(
