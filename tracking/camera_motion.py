@@ -45,15 +45,16 @@ def crop_sampler(dets: Detections) -> MaskSampler:
 
     def sample(n: int, window: tuple[int, int, int, int], step: int) -> np.ndarray:
         wx1, wy1, wx2, wy2 = window
-        out = np.zeros((-(-(wy2 - wy1) // step), -(-(wx2 - wx1) // step)), bool)
         x0, y0, w, h = (int(v) for v in dets.windows[n])
+        if x0 <= wx1 and y0 <= wy1 and wx2 <= x0 + w and wy2 <= y0 + h:  # inside the crop: a strided view
+            return dets.mask(n)[wy1 - y0 : wy2 - y0 : step, wx1 - x0 : wx2 - x0 : step]
+        out = np.zeros((-(-(wy2 - wy1) // step), -(-(wx2 - wx1) // step)), bool)
         # output row k is frame row wy1 + k * step; keep the rows (columns) the crop covers
         r0, r1 = -(-(max(wy1, y0) - wy1) // step), -(-(min(wy2, y0 + h) - wy1) // step)
         c0, c1 = -(-(max(wx1, x0) - wx1) // step), -(-(min(wx2, x0 + w) - wx1) // step)
         if r1 > r0 and c1 > c0:
-            crop = dets.mask(n)
             ys, xs = wy1 + r0 * step - y0, wx1 + c0 * step - x0
-            out[r0:r1, c0:c1] = crop[ys :: step, xs :: step][: r1 - r0, : c1 - c0]
+            out[r0:r1, c0:c1] = dets.mask(n)[ys::step, xs::step][: r1 - r0, : c1 - c0]
         return out
 
     return sample

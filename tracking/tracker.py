@@ -59,6 +59,7 @@ class MultiObjectTracker:
         self._t: float | None = None
         self._dt = _FALLBACK_DT
         self._frame_size: tuple[int, int] | None = None
+        self._motion_size: tuple[int, ...] | None = None  # the frame size `estimate_motion` saw last
         self._filtered = cfg.report_box == "filtered"
 
     @property
@@ -67,13 +68,25 @@ class MultiObjectTracker:
 
     # --- public API ---
 
-    def step(self, frame: Frame, dets: Detections) -> StepResult:
+    def estimate_motion(self, frame: Frame, dets: Detections) -> MotionEstimate:
+        """The camera motion from the previous frame to this one. It depends on the frames and detections only,
+        never on the tracks, so a caller may run it on frame n + 1 (in another thread) while `step` tracks frame
+        n, and hand the result to `step`; called in frame order, from one thread at a time."""
+        size = frame.image.shape[:2]
+        if self._motion_size is not None and self._motion_size != size:
+            self.motion.reset()  # as `step` does when the resolution changes
+        self._motion_size = size
+        boxes = np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
+        have_masks = len(dets.windows) == len(boxes)
+        return self.motion.estimate(frame.image, boxes, sampler=crop_sampler(dets) if have_masks else None)
+
+    def step(self, frame: Frame, dets: Detections, motion: MotionEstimate | None = None) -> StepResult:
+        """Track one frame. `motion`: this frame's `estimate_motion`, when the caller computed it ahead."""
         transitions: list[TrackTransition] = []
         height, width = frame.image.shape[:2]
         if self._frame_size is not None and self._frame_size != (height, width):
             # Coordinates of the old resolution mean nothing in the new one: end every track, start afresh.
             transitions.extend(self._end_all())
-            self.motion.reset()
             self._t = None
         self._frame_size = (height, width)
         t, dt = self._advance_clock(frame)
@@ -81,7 +94,8 @@ class MultiObjectTracker:
         self._predict(dt)
         boxes = np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
         have_masks = len(dets.windows) == len(boxes)
-        motion = self.motion.estimate(frame.image, boxes, sampler=crop_sampler(dets) if have_masks else None)
+        if motion is None:
+            motion = self.estimate_motion(frame, dets)
         if not motion.is_identity:
             self._warp(motion.matrix)
 
@@ -117,6 +131,7 @@ class MultiObjectTracker:
         self.motion.reset()
         self._t = None
         self._frame_size = None
+        self._motion_size = None
         return transitions
 
     # --- steps ---
