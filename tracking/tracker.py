@@ -222,6 +222,7 @@ class MultiObjectTracker:
                 cfg.mask_weight,
                 cfg.class_penalty,
                 cfg.mask_full_weight_area,
+                floor=threshold,
             )
             pairs, free_rows, free_cols = assign(sim, threshold)
             return (
