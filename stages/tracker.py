@@ -8,7 +8,9 @@ precedes `stream.ended`.
 Sources are tracked in parallel: each source is pinned to one of `workers` lanes (a thread each), so one source's
 frames are tracked in order by one thread while other sources' frames are tracked beside them, and results leave
 the stage in the order they arrived. With one source there is nothing to run beside, so frames are tracked in the
-stage's own thread.
+stage's own thread — unless camera-motion compensation is on: then each lane has a motion lane beside it that
+estimates the camera motion of the next frames (image work that releases the GIL, and depends on frames and
+detections only) while the lane associates the current one, so even one source's tracking uses two cores.
 """
 
 from __future__ import annotations
@@ -18,20 +20,24 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from pipeline.config.tracker import TrackerConfig
 from pipeline.items import FrameResult, StreamStatus, TracksEnded, TrackTransition
 from pipeline.metrics import STAGE_BUSY_SECONDS
 from pipeline.stage import Stage, StageError
+from tracking.camera_motion import MotionEstimate
 from tracking.tracker import MultiObjectTracker
 
 log = logging.getLogger(__name__)
 
 # how long the stage thread waits for more input before handing on results its lanes finished meanwhile
 _FLUSH_S = 0.002
+# frames in the lanes at most, per lane: beyond it the stage thread waits, so its inbox's bound holds back the input
+_AHEAD_PER_LANE = 4
 
 
 class TrackerStage(Stage):
@@ -54,6 +60,8 @@ class TrackerStage(Stage):
         self._lock = threading.Lock()
         self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
         self._lanes: list[ThreadPoolExecutor] = []
+        self._motion_lanes: list[ThreadPoolExecutor] = []  # beside each lane while camera motion is estimated
+        self._motion_ahead = self.cfg.enabled and self.cfg.camera_motion != "off" and self.workers >= 1
         self._lane_of: dict[str, int] = {}
         self._pending: deque[tuple[Future[FrameResult], str, int]] = deque()
         self.on_busy = on_busy  # the lanes' working time, reported like a stage thread's (RunStats.stage_busy)
@@ -74,7 +82,10 @@ class TrackerStage(Stage):
                 return [*done, self.track(item)]
             except Exception as exc:
                 return [*done, self._error(source_id, item.frame.index, exc)]
-        self._pending.append((lane.submit(self._timed_track, item), source_id, item.frame.index))
+        motion: Future[MotionEstimate] | None = None
+        if self._motion_ahead:
+            motion = self._motion_lanes[self._lanes.index(lane)].submit(self._timed_motion, item)
+        self._pending.append((lane.submit(self._timed_track, item, motion), source_id, item.frame.index))
         return self._ready()
 
     def on_status(self, status: StreamStatus) -> Iterable[Any]:
@@ -100,11 +111,14 @@ class TrackerStage(Stage):
     def close(self) -> None:
         for lane in self._lanes:
             lane.shutdown(wait=True, cancel_futures=True)
+        for lane in self._motion_lanes:
+            lane.shutdown(wait=True, cancel_futures=True)
 
-    def track(self, result: FrameResult) -> FrameResult:
+    def track(self, result: FrameResult, motion: MotionEstimate | None = None) -> FrameResult:
+        """Track one frame; `motion`: its camera motion, when estimated ahead (`MultiObjectTracker.estimate_motion`)."""
         if not self.cfg.enabled:
             return result
-        step = self._tracker(result.frame.source_id).step(result.frame, result.detections)
+        step = self._tracker(result.frame.source_id).step(result.frame, result.detections, motion)
         result.transitions.extend(step.transitions)
         result.tracks = step.tracks
         return result
@@ -128,10 +142,15 @@ class TrackerStage(Stage):
             if index is None:  # the least used lane: sources spread evenly
                 used = [list(self._lane_of.values()).count(i) for i in range(max(1, self.workers))]
                 index = self._lane_of[source_id] = used.index(min(used))
-            if self.workers <= 1 or len(self._lane_of) <= 1:
+            if not self._motion_ahead and (self.workers <= 1 or len(self._lane_of) <= 1):
                 return None
         if not self._lanes:
-            self._lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"tracker-lane{i}") for i in range(self.workers)]
+            lanes = max(1, self.workers)
+            self._lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"tracker-lane{i}") for i in range(lanes)]
+            if self._motion_ahead:
+                self._motion_lanes = [
+                    ThreadPoolExecutor(1, thread_name_prefix=f"tracker-motion{i}") for i in range(lanes)
+                ]
         return self._lanes[index]
 
     def _error(self, source_id: str, index: int, exc: Exception) -> StreamStatus:
@@ -139,21 +158,33 @@ class TrackerStage(Stage):
         log.error("%s", error)
         return StreamStatus(source_id=source_id, kind="error", time=time.time(), reason=str(error))
 
-    def _timed_track(self, result: FrameResult) -> FrameResult:
+    def _timed_track(self, result: FrameResult, motion: Future[MotionEstimate] | None = None) -> FrameResult:
+        estimate = motion.result() if motion is not None else None  # waiting for it is not work
+        with self._timed(self.name):
+            return self.track(result, estimate)
+
+    def _timed_motion(self, result: FrameResult) -> MotionEstimate:
+        with self._timed(f"{self.name}-motion"):
+            return self._tracker(result.frame.source_id).estimate_motion(result.frame, result.detections)
+
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        """A lane's working time, reported like a stage thread's."""
         started, cpu_started = time.perf_counter(), time.thread_time()
         try:
-            return self.track(result)
+            yield
         finally:
             spent, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
-            STAGE_BUSY_SECONDS.labels(stage=self.name).inc(spent)
+            STAGE_BUSY_SECONDS.labels(stage=name).inc(spent)
             if self.on_busy is not None:
-                self.on_busy(self.name, spent, cpu)
+                self.on_busy(name, spent, cpu)
 
     def _ready(self, wait: bool = False) -> list[Any]:
         """Results of the lanes, in arrival order: those done (all of them when `wait`); a failure becomes the
         error status of its source, as a failure in the stage's own thread would."""
         out: list[Any] = []
-        while self._pending and (wait or self._pending[0][0].done()):
+        most = _AHEAD_PER_LANE * max(1, len(self._lanes))
+        while self._pending and (wait or len(self._pending) > most or self._pending[0][0].done()):
             future, source_id, index = self._pending.popleft()
             try:
                 out.append(future.result())

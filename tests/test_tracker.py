@@ -12,6 +12,7 @@ from pipeline.config.tracker import TrackerConfig
 from pipeline.items import Detections, Frame, FrameResult
 from stages.tracker import TrackerStage
 from tests.toyscene import ToyObject, ToyScene
+from tracking.association import CroppedMask, assign, box_iou, similarity
 from tracking.track import Phase
 from tracking.tracker import MultiObjectTracker
 
@@ -311,3 +312,31 @@ def test_mask_weight_fades_for_tiny_masks():
     faded = similarity(ious, [tiny], [other], labels, labels, 0.5, 0.0, mask_full_weight_area=200.0)
     assert full[0, 0] == pytest.approx(0.3)  # half box IoU, half mask IoU (0)
     assert faded[0, 0] == pytest.approx(0.6 * 0.95)  # weight 0.5 * 20/200 = 0.05
+
+
+def random_masks(rng: np.random.Generator, n: int, height: int = 80, width: int = 100) -> list[CroppedMask]:
+    out = []
+    for _ in range(n):
+        x1, y1 = int(rng.integers(0, width - 5)), int(rng.integers(0, height - 5))
+        box = (x1, y1, int(rng.integers(x1 + 1, width + 1)), int(rng.integers(y1 + 1, height + 1)))
+        pixels = rng.random((box[3] - box[1], box[2] - box[0])) < rng.uniform(0.2, 1.0)
+        out.append(CroppedMask(pixels, box))
+    return out
+
+
+@pytest.mark.parametrize("full_weight_area", [0.0, 400.0])
+def test_similarity_floor_changes_no_assignment(full_weight_area: float) -> None:
+    """Pairs that cannot reach the match threshold skip their pixel work; every pair at or above it keeps its
+    exact similarity, every pair below stays below, so the assignment is the same."""
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        tracks, dets = random_masks(rng, int(rng.integers(1, 12))), random_masks(rng, int(rng.integers(1, 12)))
+        ious = box_iou(np.array([m.box for m in tracks], float), np.array([m.box for m in dets], float))
+        t_labels, d_labels = rng.integers(0, 2, len(tracks)), rng.integers(0, 2, len(dets))
+        args = (ious, tracks, dets, t_labels, d_labels, 0.5, 0.3, full_weight_area)
+        threshold = float(rng.choice([0.2, 0.3, 0.5]))
+        exact, bounded = similarity(*args), similarity(*args, floor=threshold)
+        reach = exact >= threshold
+        assert np.array_equal(reach, bounded >= threshold)
+        assert np.array_equal(exact[reach], bounded[reach])
+        assert assign(exact, threshold) == assign(bounded, threshold)

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.items import Detections
 from tests.toyscene import textured_background
-from tracking.camera_motion import CameraMotionEstimator
+from tracking.camera_motion import CameraMotionEstimator, crop_sampler, sampler_of
 from tracking.kalman import BoxKalman, cxcywh_to_xyxy, xyxy_to_cxcywh
 
 
@@ -102,3 +102,21 @@ def test_kalman_learns_velocity_in_pixels_per_second_independent_of_frame_rate()
             means, covs = kf.update(means, covs, np.array([[100.0 + 60.0 * i / fps, 100.0, 20.0, 40.0]]))
         speeds.append(means[0, 4])
     assert speeds == pytest.approx([60.0, 60.0], rel=0.05)
+
+
+def test_crop_sampler_reads_the_same_pixels_as_the_mask_window():
+    """The camera-motion estimator samples each detection's mask straight from its crop; every window and step
+    must give exactly the pixels of the materialised window, strided."""
+    rng = np.random.default_rng(3)
+    height, width = 90, 120
+    masks = rng.random((6, height, width)) > 0.5
+    boxes = np.array([[10, 5, 40, 30], [0, 0, 120, 90], [100, 70, 120, 90], [50, 40, 51, 41], [30, 30, 30, 60],
+                      [-5, -5, 20, 15]], float)  # fmt: skip
+    dets = Detections.from_full_masks(boxes, np.ones(6), np.ones(6), masks)
+    sample, reference = crop_sampler(dets), sampler_of(dets.mask_in)
+    for _ in range(300):
+        n, step = int(rng.integers(6)), int(rng.integers(1, 5))
+        x1, x2 = sorted(rng.integers(0, width + 1, 2).tolist())
+        y1, y2 = sorted(rng.integers(0, height + 1, 2).tolist())
+        got, want = sample(n, (x1, y1, x2, y2), step), reference(n, (x1, y1, x2, y2), step)
+        assert got.shape == want.shape and np.array_equal(got, want), (n, step, (x1, y1, x2, y2))

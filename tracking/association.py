@@ -97,18 +97,25 @@ def similarity(
     mask_weight: float,
     class_penalty: float,
     mask_full_weight_area: float = 0.0,
+    floor: float | None = None,
 ) -> np.ndarray:
     """Blend box and mask IoU where both masks exist and boxes overlap; penalise class disagreement.
 
     Masks smaller than `mask_full_weight_area` pixels get a proportionally smaller weight: the IoU of a few
-    pixels' masks is mostly noise."""
+    pixels' masks is mostly noise. With `floor` (the caller's match threshold), a pair that stays below it
+    whatever its masks' pixels gets an upper bound of its similarity (also below `floor`) instead of its exact
+    value, which a thresholded assignment cannot tell apart; the pixel work then goes to the pairs that count."""
     sim = box_ious.copy()
     if mask_weight > 0 and sim.size:
         rows, cols = np.nonzero(box_ious > 0)
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-            tm, dm = track_masks[r], det_masks[c]
-            if tm is None or dm is None:
-                continue
+        pairs = [
+            (r, c, track_masks[r], det_masks[c])
+            for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+            if track_masks[r] is not None and det_masks[c] is not None
+        ]
+        if floor is not None and pairs:
+            pairs = _pairs_that_may_reach(pairs, box_ious, sim, mask_weight, mask_full_weight_area, floor)
+        for r, c, tm, dm in pairs:
             weight = mask_weight
             if mask_full_weight_area > 0:
                 weight *= min(1.0, min(tm.area, dm.area) / mask_full_weight_area)
@@ -116,6 +123,39 @@ def similarity(
     if class_penalty > 0 and sim.size:
         sim -= class_penalty * (track_labels[:, None] != det_labels[None, :])
     return sim
+
+
+def _pairs_that_may_reach(
+    pairs: list[tuple[int, int, CroppedMask, CroppedMask]],
+    box_ious: np.ndarray,
+    sim: np.ndarray,
+    mask_weight: float,
+    mask_full_weight_area: float,
+    floor: float,
+) -> list[tuple[int, int, CroppedMask, CroppedMask]]:
+    """The pairs whose similarity may reach `floor`; the others get their upper bound written into `sim`.
+
+    The intersection of two masks is at most the smaller area and at most the overlap of their windows, so mask
+    IoU <= bound / (area_a + area_b - bound); rounding is monotonic, so the exact similarity (same expression,
+    same operand order) never exceeds the bound's."""
+    area_t = np.array([tm.area for _, _, tm, _ in pairs], np.float64)
+    area_d = np.array([dm.area for _, _, _, dm in pairs], np.float64)
+    box_t = np.array([tm.box for _, _, tm, _ in pairs], np.int64).reshape(-1, 4)
+    box_d = np.array([dm.box for _, _, _, dm in pairs], np.int64).reshape(-1, 4)
+    overlap_w = np.clip(np.minimum(box_t[:, 2], box_d[:, 2]) - np.maximum(box_t[:, 0], box_d[:, 0]), 0, None)
+    overlap_h = np.clip(np.minimum(box_t[:, 3], box_d[:, 3]) - np.maximum(box_t[:, 1], box_d[:, 1]), 0, None)
+    inter = np.minimum(np.minimum(area_t, area_d), (overlap_w * overlap_h).astype(np.float64))
+    union = area_t + area_d - inter
+    iou_bound = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    weight = np.full(len(pairs), mask_weight)
+    if mask_full_weight_area > 0:
+        weight = weight * np.minimum(1.0, np.minimum(area_t, area_d) / mask_full_weight_area)
+    rows = np.array([p[0] for p in pairs], np.intp)
+    cols = np.array([p[1] for p in pairs], np.intp)
+    upper = (1.0 - weight) * box_ious[rows, cols] + weight * iou_bound
+    low = upper < floor
+    sim[rows[low], cols[low]] = upper[low]
+    return [pair for pair, hopeless in zip(pairs, low.tolist(), strict=True) if not hopeless]
 
 
 def assign(sim: np.ndarray, threshold: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.items import Detections
 from tracking.association import integer_box
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,34 @@ _EXCLUDE_DILATE_PX = 3  # a margin round each object: corners on its outline mov
 
 # mask n inside the pixel window (x1, y1, x2, y2), as a (y2 - y1, x2 - x1) bool array (`Detections.mask_in`)
 MaskWindow = Callable[[int, tuple[int, int, int, int]], np.ndarray]
+# mask n inside a pixel window, every `step`-th row and column: `mask_window(n, window)[::step, ::step]`
+MaskSampler = Callable[[int, tuple[int, int, int, int], int], np.ndarray]
+
+
+def sampler_of(masks: MaskWindow) -> MaskSampler:
+    """A sampler over any mask-window function (materialises the window, then strides it)."""
+    return lambda n, window, step: masks(n, window)[::step, ::step]
+
+
+def crop_sampler(dets: Detections) -> MaskSampler:
+    """A sampler reading the detections' box-local crops directly: work proportional to the sampled pixels, no
+    window copy (the pixels are those of `sampler_of(dets.mask_in)`)."""
+
+    def sample(n: int, window: tuple[int, int, int, int], step: int) -> np.ndarray:
+        wx1, wy1, wx2, wy2 = window
+        x0, y0, w, h = (int(v) for v in dets.windows[n])
+        if x0 <= wx1 and y0 <= wy1 and wx2 <= x0 + w and wy2 <= y0 + h:  # inside the crop: a strided view
+            return dets.mask(n)[wy1 - y0 : wy2 - y0 : step, wx1 - x0 : wx2 - x0 : step]
+        out = np.zeros((-(-(wy2 - wy1) // step), -(-(wx2 - wx1) // step)), bool)
+        # output row k is frame row wy1 + k * step; keep the rows (columns) the crop covers
+        r0, r1 = -(-(max(wy1, y0) - wy1) // step), -(-(min(wy2, y0 + h) - wy1) // step)
+        c0, c1 = -(-(max(wx1, x0) - wx1) // step), -(-(min(wx2, x0 + w) - wx1) // step)
+        if r1 > r0 and c1 > c0:
+            ys, xs = wy1 + r0 * step - y0, wx1 + c0 * step - x0
+            out[r0:r1, c0:c1] = dets.mask(n)[ys::step, xs::step][: r1 - r0, : c1 - c0]
+        return out
+
+    return sample
 
 
 @dataclass(slots=True)
@@ -78,10 +107,11 @@ class CameraMotionEstimator:
         image: np.ndarray,
         boxes: np.ndarray | None = None,
         masks: MaskWindow | None = None,
+        sampler: MaskSampler | None = None,
     ) -> MotionEstimate:
         """Warp from the previous frame to `image` (H x W x 3 RGB or H x W grey). `boxes` (N, 4) and `masks`
-        (mask n inside a pixel window, e.g. `Detections.mask_in`) of this frame's detections mark pixels that are
-        not background."""
+        (mask n inside a pixel window, e.g. `Detections.mask_in`) or, cheaper, `sampler` (e.g. `crop_sampler`)
+        of this frame's detections mark pixels that are not background."""
         identity = np.eye(3)
         if self.mode == "off":
             return MotionEstimate(identity, "off")
@@ -93,7 +123,9 @@ class CameraMotionEstimator:
             self._prev_grey = None
             self._prev_points = None
         grey = self._downscale_grey(image)
-        usable = self._background_mask(grey.shape, boxes, masks)
+        if sampler is None and masks is not None:
+            sampler = sampler_of(masks)
+        usable = self._background_mask(grey.shape, boxes, sampler)
         prev_grey, prev_usable = self._prev_grey, self._prev_usable
         self._prev_grey, self._prev_usable = grey, usable
         if prev_grey is None:
@@ -126,7 +158,7 @@ class CameraMotionEstimator:
         return np.ascontiguousarray(image)
 
     def _background_mask(
-        self, shape: tuple[int, ...], boxes: np.ndarray | None, masks: MaskWindow | None
+        self, shape: tuple[int, ...], boxes: np.ndarray | None, masks: MaskSampler | None
     ) -> np.ndarray:
         """uint8 mask at the small scale: 255 where a pixel may be used for camera motion."""
         usable = np.full(shape[:2], 255, np.uint8)
@@ -147,7 +179,7 @@ class CameraMotionEstimator:
             # scale is not a whole step.
             fy1, fy2 = min(round(y1 / s), full_h), min(round(y2 / s), full_h)
             fx1, fx2 = min(round(x1 / s), full_w), min(round(x2 / s), full_w)
-            region = masks(i, (fx1, fy1, max(fx1, fx2), max(fy1, fy2)))[::step, ::step]
+            region = masks(i, (fx1, fy1, max(fx1, fx2), max(fy1, fy2)), step)
             if region.shape != (y2 - y1, x2 - x1):
                 if region.size == 0:
                     continue

@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.config.tracker import TrackerConfig
 from pipeline.items import Detections, Frame, TrackState, TrackTransition
 from tracking.association import CroppedMask, assign, box_iou, integer_box, similarity
-from tracking.camera_motion import CameraMotionEstimator, MotionEstimate
+from tracking.camera_motion import CameraMotionEstimator, MotionEstimate, crop_sampler
 from tracking.kalman import BoxKalman, cxcywh_to_xyxy, xyxy_to_cxcywh
 from tracking.track import MAX_VIRTUAL_STEPS, Phase, Track, observation_centric_reupdate
 
@@ -59,6 +59,7 @@ class MultiObjectTracker:
         self._t: float | None = None
         self._dt = _FALLBACK_DT
         self._frame_size: tuple[int, int] | None = None
+        self._motion_size: tuple[int, ...] | None = None  # the frame size `estimate_motion` saw last
         self._filtered = cfg.report_box == "filtered"
 
     @property
@@ -67,13 +68,25 @@ class MultiObjectTracker:
 
     # --- public API ---
 
-    def step(self, frame: Frame, dets: Detections) -> StepResult:
+    def estimate_motion(self, frame: Frame, dets: Detections) -> MotionEstimate:
+        """The camera motion from the previous frame to this one. It depends on the frames and detections only,
+        never on the tracks, so a caller may run it on frame n + 1 (in another thread) while `step` tracks frame
+        n, and hand the result to `step`; called in frame order, from one thread at a time."""
+        size = frame.image.shape[:2]
+        if self._motion_size is not None and self._motion_size != size:
+            self.motion.reset()  # as `step` does when the resolution changes
+        self._motion_size = size
+        boxes = np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
+        have_masks = len(dets.windows) == len(boxes)
+        return self.motion.estimate(frame.image, boxes, sampler=crop_sampler(dets) if have_masks else None)
+
+    def step(self, frame: Frame, dets: Detections, motion: MotionEstimate | None = None) -> StepResult:
+        """Track one frame. `motion`: this frame's `estimate_motion`, when the caller computed it ahead."""
         transitions: list[TrackTransition] = []
         height, width = frame.image.shape[:2]
         if self._frame_size is not None and self._frame_size != (height, width):
             # Coordinates of the old resolution mean nothing in the new one: end every track, start afresh.
             transitions.extend(self._end_all())
-            self.motion.reset()
             self._t = None
         self._frame_size = (height, width)
         t, dt = self._advance_clock(frame)
@@ -81,7 +94,8 @@ class MultiObjectTracker:
         self._predict(dt)
         boxes = np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
         have_masks = len(dets.windows) == len(boxes)
-        motion = self.motion.estimate(frame.image, boxes, dets.mask_in if have_masks else None)
+        if motion is None:
+            motion = self.estimate_motion(frame, dets)
         if not motion.is_identity:
             self._warp(motion.matrix)
 
@@ -117,6 +131,7 @@ class MultiObjectTracker:
         self.motion.reset()
         self._t = None
         self._frame_size = None
+        self._motion_size = None
         return transitions
 
     # --- steps ---
@@ -190,10 +205,12 @@ class MultiObjectTracker:
                         grow = min(cfg.lost_box_growth * (self._t - track.last_t), 1.0)
                         ious[r] = box_iou(_expanded(predicted[r : r + 1], grow), _expanded(det_boxes, grow))[0]
             track_masks: list[CroppedMask | None] = []
-            for r, (track, pbox) in enumerate(zip(tracks, predicted, strict=True)):
+            # a track's mask is only placed when its box overlaps a detection's (mask IoU is computed for those)
+            overlaps = (ious > 0).any(axis=1).tolist() if cfg.mask_weight > 0 else [False] * len(tracks)
+            for track, pbox, overlap in zip(tracks, predicted.tolist(), overlaps, strict=True):
                 key = (id(track), from_last_observation)
                 if key not in placed:
-                    use = cfg.mask_weight > 0 and track.mask is not None and bool(np.any(ious[r] > 0))
+                    use = overlap and track.mask is not None
                     placed[key] = track.mask.placed(integer_box(pbox, height, width)) if use else None
                 track_masks.append(placed[key])
             sim = similarity(
@@ -205,6 +222,7 @@ class MultiObjectTracker:
                 cfg.mask_weight,
                 cfg.class_penalty,
                 cfg.mask_full_weight_area,
+                floor=threshold,
             )
             pairs, free_rows, free_cols = assign(sim, threshold)
             return (
