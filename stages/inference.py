@@ -4,6 +4,10 @@ The model is run part by part (transform → backbone → RPN → RoI heads) ins
 its last step — torchvision's per-detection mask paste — is replaced by our batched paste (`stages.masks`), which
 runs in the next stage's thread while the model works on the next batch. Score threshold and detection cap are
 applied inside the RoI heads (fewer masks are computed); the class filter right after.
+
+With `model.tiling` (sliced inference, `maskrcnn.tiling`), every frame of a batch is cut into its windows (tiles +
+the whole frame) and all windows of the batch go through the model as one batch; each frame's detections are then
+merged across its windows, still as raw detections, so the masks stage pastes each object's mask once.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from torchvision.models.detection.transform import resize_boxes
 
 from pipeline.config import ModelConfig
+from pipeline.config.model import TilingConfig
 from pipeline.errors import ConfigError, WeightsError
 from pipeline.items import Batch, InferenceBatch, RawDetections
 from pipeline.metrics import BATCH_SIZE, INFERENCE_SECONDS
@@ -53,6 +58,8 @@ class Detector:
     keep_labels: torch.Tensor | None = None  # label indices to keep (class filter); None = all
     arch: str = "unknown"
     metadata: dict[str, Any] = field(default_factory=dict)
+    tiling: TilingConfig | None = None  # sliced inference; None = whole frames
+    max_detections: int = 100  # per frame, after merging tiles
 
     @classmethod
     def from_model(
@@ -86,11 +93,49 @@ class Detector:
                     f"({', '.join(class_names)})"
                 )
             keep = torch.tensor([class_names.index(name) for name in cfg.classes], device=device)
-        return cls(model, list(class_names), device, precision, keep, arch, dict(metadata or {}))
+        return cls(
+            model,
+            list(class_names),
+            device,
+            precision,
+            keep,
+            arch,
+            dict(metadata or {}),
+            cfg.tiling,
+            cfg.max_detections,
+        )
 
-    @torch.inference_mode()
     def detect(self, images: list[torch.Tensor]) -> list[RawDetections]:
         """Float CHW images in [0, 1] on the device → raw detections per image, boxes in the images' pixels."""
+        if self.tiling is None:
+            return self.detect_whole(images)
+        return self.detect_tiled(images, self.tiling)
+
+    @torch.inference_mode()
+    def detect_tiled(self, images: list[torch.Tensor], tiling: TilingConfig) -> list[RawDetections]:
+        """Sliced inference: every window of every image in one model batch, then a merge per image."""
+        from maskrcnn import tiling as tiles
+
+        crops, plans = [], []
+        for image in images:
+            height, width = int(image.shape[-2]), int(image.shape[-1])
+            tiles.warn_if_smaller_than_tile(width, height, tiling)
+            windows = tiles.plan_windows(width, height, tiling)
+            plans.append(windows)
+            crops += [image[:, w.y0 : w.y1, w.x0 : w.x1] for w in windows]
+        found = iter(self.detect_whole(crops))
+        results = []
+        for windows in plans:
+            parts = [tiles.shift(next(found), window) for window in windows]
+            if len(parts) == 1:
+                results.append(parts[0])
+                continue
+            results.append(tiles.merge(tiles.concat(parts), tiling.match_threshold, self.max_detections))
+        return results
+
+    @torch.inference_mode()
+    def detect_whole(self, images: list[torch.Tensor]) -> list[RawDetections]:
+        """Each image as one model input (resized to the model's input size by its transform)."""
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
         autocast = torch.autocast("cuda", dtype=torch.float16, enabled=self.precision == "fp16")
         with autocast:
