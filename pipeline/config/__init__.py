@@ -22,6 +22,7 @@ from pipeline.config.loader import (
     build_config,
     interpolate_env,
     load_config,
+    load_model_config,
     load_yaml,
     sources_from_cli,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "build_config",
     "interpolate_env",
     "load_config",
+    "load_model_config",
     "load_yaml",
     "sources_from_cli",
 ]
