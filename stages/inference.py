@@ -80,6 +80,9 @@ class Detector:
         model.eval().to(device)
         model.roi_heads.score_thresh = cfg.score_threshold
         model.roi_heads.detections_per_img = cfg.max_detections
+        if cfg.input_size is not None:  # the model's own resize (GeneralizedRCNNTransform) sets the working scale
+            model.transform.min_size = (cfg.input_size[0],)
+            model.transform.max_size = cfg.input_size[1]
         precision = cfg.precision
         if precision == "fp16" and device.type != "cuda":
             log.warning("model.precision fp16 needs CUDA; running fp32 on %s", device)

@@ -187,3 +187,14 @@ def test_a_frame_smaller_than_the_tile_runs_whole_and_warns_once(caplog):
             assert raw.boxes.shape[1] == 4
     warnings = [r for r in caplog.records if "larger than the 200x120 frame" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_input_size_sets_the_models_working_scale_and_rejects_nonsense():
+    model = build_model("slim_resnet_fpn_light", 5)
+    Detector.from_model(model, ["bg", "a", "b", "c", "d"], ModelConfig(device="cpu", input_size=[540, 960]))
+    assert model.transform.min_size == (540,) and model.transform.max_size == 960
+    image_list, _ = model.transform([torch.rand(3, 360, 640)])
+    assert tuple(image_list.image_sizes[0]) == (540, 960)
+    for bad in ("[16, 640]", "[640, 360]"):
+        with pytest.raises(ConfigError, match=r"model\.input_size"):
+            load_config(None, overrides=[f"model.input_size={bad}"])

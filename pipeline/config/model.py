@@ -84,12 +84,24 @@ class ModelConfig(BaseModel):
         description="RoIAlign implementation: auto = our CuPy kernel on CUDA when available, else torchvision's; "
         "cupy = our kernel (CUDA only); host = our kernel's CPU build (for verification, slow).",
     )
+    input_size: tuple[int, int] | None = Field(
+        None,
+        description="[shorter side, longer side cap] the model resizes each image (or tile) to; null = the "
+        "architecture's own (360/640 for the bundled model). Larger shows small objects bigger, at more cost.",
+    )
     tiling: TilingConfig | None = Field(
         None, description="Sliced inference for small objects (see TilingConfig); null = whole frames only."
     )
     threads: int | None = Field(
         None, ge=1, description="CPU threads for the model (torch intra-op); null = torch's default (one per core)."
     )
+
+    @field_validator("input_size")
+    @classmethod
+    def _sides(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 32 <= value[0] <= value[1]:
+            raise ValueError(f"expected [shorter side, longer side] with 32 <= shorter <= longer (got {list(value)})")
+        return value
 
     @field_validator("weights", "arch")
     @classmethod
