@@ -1,15 +1,16 @@
 """Sliced inference: AP (small / medium) and frames/s of whole frames vs our tiling vs SAHI's slicing and merging.
 
     nice -n 10 .venv/bin/python benchmarks/sliced_inference.py data/eval/drone-9002-1080p [CLIP ...]
-        [--config configs/drone.yaml] [--set model.X=Y ...] [--tile 640x360] [--overlap 0.2] [--threads 1]
+        [--config configs/drone.yaml] [--set model.X=Y ...] [--tiling '{grid: [2, 2], overlap: 0.2}'] [--threads 1]
 
-Three arms on the same model, the same clip frames and the same model options (`--config`'s `model` section, as
+Four arms on the same model, the same clip frames and the same model options (`--config`'s `model` section, as
 `maskstream run` would use them):
 - `whole`: each frame once, resized to the model's input (no tiling);
-- `ours`:  `model.tiling` (tiles + the whole frame in one model batch, greedy NMM on raw detections, each mask
-  pasted once);
+- `ours`:  `model.tiling` (tiles + the whole frame in one model batch, detections cut by a tile's inner edge
+  dropped, greedy NMM on raw detections, each mask pasted once);
+- `ours, merge only`: the same with `drop_cut: false` — SAHI's merge rule on our raw detections;
 - `sahi`:  SAHI 0.12.8's own `get_sliced_prediction` (its slicing, its standard full-frame prediction, its
-  GREEDYNMM / IOS 0.5 merge on polygon masks), with our model wrapped as a SAHI `DetectionModel` whose slices
+  GREEDYNMM / IOS merge on polygon masks; same tile size and overlap), with our model wrapped as a SAHI `DetectionModel` whose slices
   run as one batch, like ours. SAHI is a benchmark-only dependency: `pip install --no-deps sahi==0.12.8`.
 Scores: COCO AP with pycocotools (`training.evaluate.evaluate`), overall and by area. SAHI replaces every box by its
 mask's bounding box; the `maskbox_` scores give every arm's bbox AP that way too, so box AP compares like with like. Time: wall seconds per
@@ -33,6 +34,7 @@ from pycocotools import mask as mask_utils
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from maskrcnn.tiling import plan_windows
 from pipeline.config import load_model_config
 from stages.inference import Detector, load_detector
 from stages.masks import encode_rles, paste_masks
@@ -115,7 +117,7 @@ def sahi_model(detector: Detector, mask_threshold: float, score_threshold: float
     return OurModel(confidence_threshold=score_threshold, mask_threshold=mask_threshold, load_at_init=True)
 
 
-def run_sahi(model, rgb: np.ndarray, tile: tuple[int, int], overlap: float):
+def run_sahi(model, rgb: np.ndarray, tile: tuple[int, int], overlap: float, match_threshold: float):
     from sahi.predict import get_sliced_prediction
 
     result = get_sliced_prediction(
@@ -128,7 +130,7 @@ def run_sahi(model, rgb: np.ndarray, tile: tuple[int, int], overlap: float):
         perform_standard_pred=True,
         postprocess_type="GREEDYNMM",
         postprocess_match_metric="IOS",
-        postprocess_match_threshold=0.5,
+        postprocess_match_threshold=match_threshold,
         auto_slice_resolution=False,
         batch_size=64,
         verbose=0,
@@ -150,18 +152,23 @@ def bench_clip(clip: Path, args: argparse.Namespace) -> dict[str, Any]:
     height, width = frames[0].shape[:2]
     overrides = list(args.set)
     base = load_model_config(args.config, overrides=overrides)
-    tiling = {"tile_size": list(args.tile), "overlap": args.overlap}
     whole = load_detector(base.model_copy(update={"tiling": None}))
-    tiled = load_detector(load_model_config(args.config, overrides=[*overrides, f"model.tiling={json.dumps(tiling)}"]))
+    tiled_cfg = load_model_config(args.config, overrides=[*overrides, f"model.tiling={args.tiling}"])
+    tiling = tiled_cfg.tiling
+    tiled = load_detector(tiled_cfg)
+    merge_only = load_detector(tiled_cfg.model_copy(update={"tiling": tiling.model_copy(update={"drop_cut": False})}))
+    first = plan_windows(width, height, tiling)[0]
+    tile = (first.x1 - first.x0, first.y1 - first.y0)
     names = coco.category_names
     to_category = {whole.class_names.index(n): cat for cat, n in names.items() if n in whole.class_names}
     arms = {
         "whole": lambda rgb: run_ours(whole, rgb, base.mask_threshold),
         "ours": lambda rgb: run_ours(tiled, rgb, base.mask_threshold),
+        "ours, merge only": lambda rgb: run_ours(merge_only, rgb, base.mask_threshold),
     }
     if not args.no_sahi:
         model = sahi_model(whole, base.mask_threshold, base.score_threshold)
-        arms["sahi"] = lambda rgb: run_sahi(model, rgb, args.tile, args.overlap)
+        arms["sahi"] = lambda rgb: run_sahi(model, rgb, tile, tiling.overlap, tiling.match_threshold)
     row: dict[str, Any] = {"clip": str(clip), "size": f"{width}x{height}", "frames": len(images), "arms": {}}
     for name, arm in arms.items():
         arm(frames[images[0]["frame_index"]])  # warm-up
@@ -187,8 +194,9 @@ def main() -> int:
     parser.add_argument("clips", nargs="+", type=Path, help="synth clip dirs (video.mp4 + annotations.json)")
     parser.add_argument("--config", type=Path, default=Path("configs/drone.yaml"), help="model options from here")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a model option")
-    parser.add_argument("--tile", type=lambda t: tuple(int(v) for v in t.split("x")), default=(640, 360))
-    parser.add_argument("--overlap", type=float, default=0.2)
+    parser.add_argument(
+        "--tiling", default="{grid: [2, 2], overlap: 0.2}", help="model.tiling for the tiled arms (YAML flow mapping)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-sahi", action="store_true")
     parser.add_argument("--json-out", type=Path)

@@ -8,7 +8,11 @@ Merging works on raw detections (boxes in frame pixels, per-box M x M mask proba
 pasted into the frame: greedy non-maximum *merging* as SAHI's GREEDYNMM — detections sorted by score; each one
 not yet taken absorbs the lower-scored detections of its class whose boxes overlap it by at least
 `match_threshold` of the smaller box (intersection over smaller: an object cut by a tile border is a small box
-inside the whole one). The merged box is the union of the group's boxes, its score the best one, and its mask
+inside the whole one). With `drop_cut` (and the full frame on), a tile's detections that touch one of its inner
+edges are dropped first: they are pieces of objects that a neighbouring tile (objects up to `overlap` of a tile)
+or the full frame sees whole, and merging such a piece can only add a duplicate (SAHI's greedy merge compares each
+detection with the group's leader only, so two halves of a large object need not meet) or stretch a box beyond
+its mask. The merged box is the union of the group's boxes, its score the best one, and its mask
 the pixel-wise maximum of the members' masks, each resampled onto the union box's M x M grid, so an object split
 across tiles becomes one mask. Each kept mask is then pasted once, by the masks stage, as without tiling.
 """
@@ -106,6 +110,29 @@ def shift(raw: RawDetections, window: Window) -> RawDetections:
         return raw
     offset = torch.tensor([window.x0, window.y0, window.x0, window.y0], dtype=raw.boxes.dtype, device=raw.boxes.device)
     return RawDetections(raw.boxes + offset, raw.scores, raw.labels, raw.mask_probs)
+
+
+def drop_cut(raw: RawDetections, window: Window, width: int, height: int, margin: float = 2.0) -> RawDetections:
+    """A tile's detections without those touching an edge of the tile that lies inside the frame (window coords).
+
+    Such a detection is a piece of an object the tile cuts. An object up to `overlap` of a tile wide lies whole in
+    a neighbouring tile, and a larger one is seen whole in the full frame, so the piece only adds a duplicate or a
+    union box too large for its mask. Edges on the frame border cut nothing.
+    """
+    boxes = raw.boxes
+    cut = torch.zeros(boxes.shape[0], dtype=torch.bool, device=boxes.device)
+    if window.x0 > 0:
+        cut |= boxes[:, 0] <= margin
+    if window.y0 > 0:
+        cut |= boxes[:, 1] <= margin
+    if window.x1 < width:
+        cut |= boxes[:, 2] >= (window.x1 - window.x0) - margin
+    if window.y1 < height:
+        cut |= boxes[:, 3] >= (window.y1 - window.y0) - margin
+    if not bool(cut.any()):
+        return raw
+    keep = ~cut
+    return RawDetections(raw.boxes[keep], raw.scores[keep], raw.labels[keep], raw.mask_probs[keep])
 
 
 def concat(parts: list[RawDetections]) -> RawDetections:

@@ -124,12 +124,18 @@ class Detector:
             height, width = int(image.shape[-2]), int(image.shape[-1])
             tiles.warn_if_smaller_than_tile(width, height, tiling)
             windows = tiles.plan_windows(width, height, tiling)
-            plans.append(windows)
+            plans.append((width, height, windows))
             crops += [image[:, w.y0 : w.y1, w.x0 : w.x1] for w in windows]
         found = iter(self.detect_whole(crops))
         results = []
-        for windows in plans:
-            parts = [tiles.shift(next(found), window) for window in windows]
+        for width, height, windows in plans:
+            whole = tiles.Window(0, 0, width, height)
+            parts = []
+            for window in windows:
+                raw = next(found)
+                if tiling.drop_cut and tiling.full_frame and window != whole:
+                    raw = tiles.drop_cut(raw, window, width, height)
+                parts.append(tiles.shift(raw, window))
             if len(parts) == 1:
                 results.append(parts[0])
                 continue

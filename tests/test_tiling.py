@@ -198,3 +198,45 @@ def test_input_size_sets_the_models_working_scale_and_rejects_nonsense():
     for bad in ("[16, 640]", "[640, 360]"):
         with pytest.raises(ConfigError, match=r"model\.input_size"):
             load_config(None, overrides=[f"model.input_size={bad}"])
+
+
+def test_detections_cut_by_an_inner_tile_edge_are_dropped_but_frame_edges_cut_nothing():
+    from maskrcnn.tiling import drop_cut
+
+    boxes = torch.tensor(
+        [
+            [0.0, 10, 20, 30],  # touches the tile's left edge, which is the frame's: kept
+            [150.0, 10, 200, 30],  # touches the right edge, inside the frame: dropped
+            [50.0, 50, 80, 70],  # inside: kept
+            [60.0, 100, 90, 120],  # touches the bottom edge, inside the frame: dropped
+        ]
+    )
+    raw = RawDetections(boxes, torch.rand(4), torch.ones(4, dtype=torch.long), torch.rand(4, 1, 28, 28))
+    kept = drop_cut(raw, Window(0, 0, 200, 120), width=400, height=240)
+    assert kept.boxes.tolist() == [boxes[0].tolist(), boxes[2].tolist()]
+    whole_frame_tile = drop_cut(raw, Window(0, 0, 200, 120), width=200, height=120)
+    assert len(whole_frame_tile.scores) == 4
+
+
+def test_a_large_object_cut_into_four_tiles_is_one_detection_with_drop_cut():
+    """Four pieces (one per tile) + the whole frame's detection: SAHI's greedy merge can leave duplicates."""
+    from maskrcnn.tiling import concat, drop_cut, shift
+
+    m = 28
+    windows = plan_windows(200, 120, TilingConfig(grid=(2, 2), overlap=0.2))
+    whole = windows[-1]
+    obj = torch.tensor([60.0, 30, 140, 90])  # crosses both inner borders
+    parts, pieces = [], []
+    for w in windows:
+        x0, y0 = max(obj[0].item(), w.x0), max(obj[1].item(), w.y0)
+        x1, y1 = min(obj[2].item(), w.x1), min(obj[3].item(), w.y1)
+        local = torch.tensor([[x0 - w.x0, y0 - w.y0, x1 - w.x0, y1 - w.y0]])
+        score = torch.tensor([0.6 if w == whole else 0.9])  # the pieces score higher, as tiles often do
+        raw = RawDetections(local, score, torch.ones(1, dtype=torch.long), torch.ones(1, 1, m, m))
+        pieces.append(shift(raw, w))
+        parts.append(shift(raw if w == whole else drop_cut(raw, w, 200, 120), w))
+    merged = merge(concat(parts), 0.5, 100)
+    assert len(merged.scores) == 1 and merged.boxes[0].tolist() == obj.tolist()
+    # merge only (SAHI's rule): the top-left piece leads and takes the whole-frame box; the other three pieces
+    # overlap it by less than half of themselves (IOS 0.46) and stay as duplicates
+    assert len(merge(concat(pieces), 0.5, 100).scores) == 4

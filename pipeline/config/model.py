@@ -26,6 +26,12 @@ class TilingConfig(BaseModel):
     full_frame: bool = Field(
         True, description="Also run the whole frame, resized to the model's input, for large objects."
     )
+    drop_cut: bool = Field(
+        True,
+        description="Drop a tile's detections that touch one of its inner edges (objects the tile cuts; a "
+        "neighbouring tile or the whole frame sees them whole) before merging; only with full_frame. false = "
+        "merge the cut pieces as SAHI does.",
+    )
     match_threshold: float = Field(
         0.5,
         gt=0.0,
