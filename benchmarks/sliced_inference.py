@@ -14,7 +14,8 @@ Four arms on the same model, the same clip frames and the same model options (`-
   run as one batch, like ours. SAHI is a benchmark-only dependency: `pip install --no-deps sahi==0.12.8`.
 Scores: COCO AP with pycocotools (`training.evaluate.evaluate`), overall and by area. SAHI replaces every box by its
 mask's bounding box; the `maskbox_` scores give every arm's bbox AP that way too, so box AP compares like with like. Time: wall seconds per
-frame for the whole per-frame work (model, merge, full-frame masks, RLE), after one warm-up frame.
+frame for the whole per-frame work (model, merge, full-frame masks, RLE), after one warm-up frame; the arms take
+turns frame by frame so that the shared machine's changing load hits them alike.
 """
 
 from __future__ import annotations
@@ -170,22 +171,26 @@ def bench_clip(clip: Path, args: argparse.Namespace) -> dict[str, Any]:
         model = sahi_model(whole, base.mask_threshold, base.score_threshold)
         arms["sahi"] = lambda rgb: run_sahi(model, rgb, tile, tiling.overlap, tiling.match_threshold)
     row: dict[str, Any] = {"clip": str(clip), "size": f"{width}x{height}", "frames": len(images), "arms": {}}
-    for name, arm in arms.items():
+    for arm in arms.values():
         arm(frames[images[0]["frame_index"]])  # warm-up
-        results, seconds = [], 0.0
-        for image in images:
-            rgb = np.ascontiguousarray(frames[image["frame_index"]])
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in arms}
+    seconds = dict.fromkeys(arms, 0.0)
+    # arms take turns on each frame, so a change in the shared machine's load hits them alike
+    for image in images:
+        rgb = np.ascontiguousarray(frames[image["frame_index"]])
+        for name, arm in arms.items():
             start = time.perf_counter()
             found = arm(rgb)
-            seconds += time.perf_counter() - start
-            results += _results(image["id"], *found, to_category)
-        scores = evaluate(clip, results).overall
+            seconds[name] += time.perf_counter() - start
+            results[name] += _results(image["id"], *found, to_category)
+    for name in arms:
+        scores = evaluate(clip, results[name]).overall
         # SAHI replaces each box by its mask's bounding box (sahi/annotation.py, issue #235); score ours that way too
-        mask_boxed = [r | {"bbox": [float(v) for v in mask_utils.toBbox(r["segmentation"])]} for r in results]
-        from_masks = evaluate(clip, mask_boxed).overall
-        scores |= {f"maskbox_{k}": v for k, v in from_masks.items() if k.startswith("bbox")}
-        row["arms"][name] = {"s_per_frame": seconds / len(images), "detections": len(results), **scores}
-        print(f"{clip.name} {name}: {seconds / len(images):.3f} s/frame, {json.dumps(scores)}", flush=True)
+        boxed = [r | {"bbox": [float(v) for v in mask_utils.toBbox(r["segmentation"])]} for r in results[name]]
+        scores |= {f"maskbox_{k}": v for k, v in evaluate(clip, boxed).overall.items() if k.startswith("bbox")}
+        per_frame = seconds[name] / len(images)
+        row["arms"][name] = {"s_per_frame": per_frame, "detections": len(results[name]), **scores}
+        print(f"{clip.name} {name}: {per_frame:.3f} s/frame, {json.dumps(scores)}", flush=True)
     return row
 
 
