@@ -10,7 +10,7 @@ Four arms on the same model, the same clip frames and the same model options (`-
   dropped, greedy NMM on raw detections, each mask pasted once);
 - `ours, merge only`: the same with `drop_cut: false` — SAHI's merge rule on our raw detections;
 - `sahi`:  SAHI 0.12.8's own `get_sliced_prediction` (its slicing, its standard full-frame prediction, its
-  GREEDYNMM / IOS merge on polygon masks; same tile size and overlap), with our model wrapped as a SAHI `DetectionModel` whose slices
+  GREEDYNMM / IOS merge on polygon masks; same tile size, overlap and full-frame choice), with our model wrapped as a SAHI `DetectionModel` whose slices
   run as one batch, like ours. SAHI is a benchmark-only dependency: `pip install --no-deps sahi==0.12.8`.
 Scores: COCO AP with pycocotools (`training.evaluate.evaluate`), overall and by area. SAHI replaces every box by its
 mask's bounding box; the `maskbox_` scores give every arm's bbox AP that way too, so box AP compares like with like. Time: wall seconds per
@@ -118,7 +118,7 @@ def sahi_model(detector: Detector, mask_threshold: float, score_threshold: float
     return OurModel(confidence_threshold=score_threshold, mask_threshold=mask_threshold, load_at_init=True)
 
 
-def run_sahi(model, rgb: np.ndarray, tile: tuple[int, int], overlap: float, match_threshold: float):
+def run_sahi(model, rgb: np.ndarray, tile: tuple[int, int], overlap: float, match_threshold: float, full: bool):
     from sahi.predict import get_sliced_prediction
 
     result = get_sliced_prediction(
@@ -128,7 +128,7 @@ def run_sahi(model, rgb: np.ndarray, tile: tuple[int, int], overlap: float, matc
         slice_width=tile[0],
         overlap_height_ratio=overlap,
         overlap_width_ratio=overlap,
-        perform_standard_pred=True,
+        perform_standard_pred=full,
         postprocess_type="GREEDYNMM",
         postprocess_match_metric="IOS",
         postprocess_match_threshold=match_threshold,
@@ -169,7 +169,7 @@ def bench_clip(clip: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
     if not args.no_sahi:
         model = sahi_model(whole, base.mask_threshold, base.score_threshold)
-        arms["sahi"] = lambda rgb: run_sahi(model, rgb, tile, tiling.overlap, tiling.match_threshold)
+        arms["sahi"] = lambda rgb: run_sahi(model, rgb, tile, tiling.overlap, tiling.match_threshold, tiling.full_frame)
     row: dict[str, Any] = {"clip": str(clip), "size": f"{width}x{height}", "frames": len(images), "arms": {}}
     for arm in arms.values():
         arm(frames[images[0]["frame_index"]])  # warm-up
