@@ -42,6 +42,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rerender", action="store_true", help="render the clips again (new simulator version)")
     parser.add_argument("--no-boxmot", action="store_true", help="only our tracker and its ablations")
     parser.add_argument("--markdown", type=Path, help="also write the results table here")
+    parser.add_argument(
+        "--config", type=Path, help="model options for --detections model: this run config's `model` section"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a model option, e.g. --set model.tiling.grid=[2,2] (detections are cached per --out: "
+        "use one --out per model setting)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -59,6 +70,15 @@ def run(args: argparse.Namespace) -> int:
                 "boxmot is not installed (benchmark-only, AGPL): pip install --no-deps boxmot==25.0.0 "
                 "and the bench extra, or pass --no-boxmot"
             ) from exc
+    detector_factory = None
+    if args.config is not None or args.set:
+        from pipeline.config import load_model_config
+        from stages.inference import load_detector
+
+        # the default's low score threshold (for the low-score association stage) unless the options say otherwise
+        overrides = ([] if args.config else ["model.score_threshold=0.1"]) + list(args.set)
+        model_cfg = load_model_config(args.config, overrides=overrides)
+        detector_factory = lambda: load_detector(model_cfg)  # noqa: E731
     result = run_evaluation(
         args.out,
         args.modes,
@@ -67,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         args.size,
         args.detections,
         include_boxmot=include_boxmot,
+        detector_factory=detector_factory,
         rerender=args.rerender,
     )
     table = markdown_table(result)

@@ -8,6 +8,9 @@ applied inside the RoI heads (fewer masks are computed); the class filter right 
 Before its first real frame the stage can run one dummy batch (`model.warmup`, on by default on CUDA) so the
 first frames do not pay for kernel compilation and cuDNN's start-up, and it sets `cudnn.benchmark` where frame
 sizes are fixed (docs/PIPELINE.md, "GPU", has the trade-off).
+With `model.tiling` (sliced inference, `maskrcnn.tiling`), every frame of a batch is cut into its windows (tiles +
+the whole frame) and all windows of the batch go through the model as one batch; each frame's detections are then
+merged across its windows, still as raw detections, so the masks stage pastes each object's mask once.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 from torchvision.models.detection.transform import resize_boxes
 
 from pipeline.config import ModelConfig, SourceConfig
+from pipeline.config.model import TilingConfig
 from pipeline.errors import WeightsError, config_error
 from pipeline.items import Batch, InferenceBatch, RawDetections
 from pipeline.metrics import BATCH_SIZE, INFERENCE_SECONDS
@@ -59,6 +63,8 @@ class Detector:
     arch: str = "unknown"
     metadata: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)  # names the model in `stream.started` and the status line
+    tiling: TilingConfig | None = None  # sliced inference; None = whole frames
+    max_detections: int = 100  # per frame, after merging tiles
 
     @classmethod
     def from_model(
@@ -89,12 +95,56 @@ class Detector:
                     f"{', '.join(map(repr, unknown))} not among the model's classes ({', '.join(class_names)})",
                 )
             keep = torch.tensor([class_names.index(name) for name in cfg.classes], device=device)
-        return cls(model, list(class_names), device, precision, keep, arch, dict(metadata or {}))
+        return cls(
+            model,
+            list(class_names),
+            device,
+            precision,
+            keep,
+            arch,
+            dict(metadata or {}),
+            tiling=cfg.tiling,
+            max_detections=cfg.max_detections,
+        )
 
-    @torch.inference_mode()
     def detect(self, images: list[torch.Tensor]) -> list[RawDetections]:
         """CHW images on the device (uint8, or float in [0, 1]) → raw detections per image, in the images' pixels."""
         images = [to_unit_float(img) for img in images]
+        if self.tiling is None:
+            return self.detect_whole(images)
+        return self.detect_tiled(images, self.tiling)
+
+    @torch.inference_mode()
+    def detect_tiled(self, images: list[torch.Tensor], tiling: TilingConfig) -> list[RawDetections]:
+        """Sliced inference: every window of every image in one model batch, then a merge per image."""
+        from maskrcnn import tiling as tiles
+
+        crops, plans = [], []
+        for image in images:
+            height, width = int(image.shape[-2]), int(image.shape[-1])
+            tiles.warn_if_smaller_than_tile(width, height, tiling)
+            windows = tiles.plan_windows(width, height, tiling)
+            plans.append((width, height, windows))
+            crops += [image[:, w.y0 : w.y1, w.x0 : w.x1] for w in windows]
+        found = iter(self.detect_whole(crops))
+        results = []
+        for width, height, windows in plans:
+            whole = tiles.Window(0, 0, width, height)
+            parts = []
+            for window in windows:
+                raw = next(found)
+                if tiling.drop_cut and tiling.full_frame and window != whole:
+                    raw = tiles.drop_cut(raw, window, width, height)
+                parts.append(tiles.shift(raw, window))
+            if len(parts) == 1:
+                results.append(parts[0])
+                continue
+            results.append(tiles.merge(tiles.concat(parts), tiling.match_threshold, self.max_detections))
+        return results
+
+    @torch.inference_mode()
+    def detect_whole(self, images: list[torch.Tensor]) -> list[RawDetections]:
+        """Each image as one model input (resized to the model's input size by its transform)."""
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
         dtype = _AUTOCAST_DTYPES.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):

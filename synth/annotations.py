@@ -19,7 +19,7 @@ from pycocotools import mask as mask_utils
 from synth.categories import coco_categories
 from synth.frames import Instance
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 MOTS_IGNORE_ID = 10000
 MOTS_IGNORE_CLASS = 10
 

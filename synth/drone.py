@@ -387,7 +387,7 @@ class DroneScene:
         objects: list[tuple[int, int, float]] = []
         for actor, track_id, category, patch, _ in drawings:
             centre = (actor.position - self.origin) * self.res
-            objects.append((track_id, category, float(patch.alpha.sum()) * area_scale(image_from_world, centre)))
+            objects.append((track_id, category, float(patch.footprint.sum()) * area_scale(image_from_world, centre)))
             paste(rgb, ids, _shifted(patch, u0, v0), len(objects))
         for tree in self.trees:  # canopies hide what walks under them
             paste(rgb, ids, _shifted(tree.patch, u0, v0), 0)
@@ -414,7 +414,7 @@ class DroneScene:
         out = []
         for track_id, category, parts in self._actor_parts(actor):
             patch = rasterize(parts, affine, textures=self.textures, texture_offset=(track_id * 37, track_id * 91),
-                              texture_amplitude=0.12 if category == PERSON else 0.06)  # fmt: skip
+                              texture_amplitude=0.12 if category == PERSON else 0.06, filled=True)  # fmt: skip
             if patch is not None:
                 out.append((track_id, category, patch, rasterize(parts, shadow_affine)))
         return out
@@ -435,7 +435,7 @@ class DroneScene:
 
 def _shifted(patch: Patch, u0: int, v0: int) -> Patch:
     """The same raster placed relative to a region of the world map starting at (u0, v0)."""
-    return Patch(patch.rgb, patch.alpha, patch.x0 - u0, patch.y0 - v0)
+    return Patch(patch.rgb, patch.alpha, patch.x0 - u0, patch.y0 - v0, patch.outline)
 
 
 def _darken(rgb: np.ndarray, patch: Patch, factor: float) -> None:

@@ -4,6 +4,11 @@ Parts are given in the object's own metric coordinates and mapped to pixels by a
 (uniform scale, any rotation or mirror). Each object is drawn into a small RGBA patch first (alpha = its
 silhouette) so it gets its own texture and shading, then pasted over the frame in painter's order: the
 id map then holds, per pixel, the object that is visible there, which is exactly the visible mask.
+
+Annotated objects follow COCO's convention: an instance is a polygon around its outline, so a mask has no
+holes. A bicycle is one silhouette around frame and wheels (the background seen through the spokes and the
+frame triangle belongs to it), not its 1-px wire frame, which no predicted mask could ever overlap.
+`rasterize(..., filled=True)` gives such a patch: the image shows what is drawn, the id map the filled outline.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from synth.textures import TextureBank
 
@@ -64,9 +70,15 @@ class Patch:
     """An object rasterised on its own: RGB, silhouette and where its top-left corner lies in the frame."""
 
     rgb: np.ndarray  # (h, w, 3) uint8
-    alpha: np.ndarray  # (h, w) bool
+    alpha: np.ndarray  # (h, w) bool, the drawn pixels
     x0: int
     y0: int
+    outline: np.ndarray | None = None  # (h, w) bool, the annotated region when it is more than `alpha`
+
+    @property
+    def footprint(self) -> np.ndarray:
+        """The pixels the object's annotation covers (its id in the id map): `alpha` with holes filled if `filled`."""
+        return self.alpha if self.outline is None else self.outline
 
 
 def rasterize(
@@ -77,11 +89,13 @@ def rasterize(
     texture_offset: tuple[int, int] = (0, 0),
     texture_amplitude: float = 0.0,
     vertical_shade: float = 0.0,
+    filled: bool = False,
 ) -> Patch | None:
     """Draw `parts` (object coordinates) through `affine` (2x3, object -> frame pixels) into a patch.
 
     Returns None when nothing covers a pixel centre. `vertical_shade` darkens the patch towards its
-    bottom (light from above); the texture multiplies the colours (fabric, paint, dirt).
+    bottom (light from above); the texture multiplies the colours (fabric, paint, dirt). `filled`: the
+    annotation is the silhouette with its holes filled (COCO's polygon convention), see the module doc.
     """
     linear = affine[:, :2]
     det = float(np.linalg.det(linear))
@@ -148,7 +162,12 @@ def rasterize(
                 * np.linspace(1.0 + vertical_shade / 2, 1.0 - vertical_shade / 2, height, dtype=np.float32)[:, None]
             )
         rgb = cv2.multiply(rgb, cv2.merge([gain, gain, gain]), dtype=cv2.CV_8U)
-    return Patch(rgb=np.ascontiguousarray(rgb), alpha=alpha, x0=x0, y0=y0)
+    outline = None
+    if filled:
+        # background 4-connected, strokes 8-connected (LINE_8): a drawn ring always encloses its inside
+        holes = ndimage.binary_fill_holes(alpha)
+        outline = holes if int(holes.sum()) > int(alpha.sum()) else None
+    return Patch(rgb=np.ascontiguousarray(rgb), alpha=alpha, x0=x0, y0=y0, outline=outline)
 
 
 def _draw_capsule(canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray, radius: float, colour) -> None:
@@ -176,7 +195,7 @@ def _paint_stripes(canvas: np.ndarray, fixed_points: np.ndarray, stripes: tuple[
 
 
 def paste(frame: np.ndarray, ids: np.ndarray, patch: Patch, instance_id: int) -> None:
-    """Paint `patch` over `frame` and write `instance_id` into `ids` where it is opaque (clipped to the frame).
+    """Paint `patch` over `frame` and write `instance_id` into `ids` over its footprint (clipped to the frame).
 
     Instance id 0 paints scenery (poles, trees): it hides whatever is behind it and belongs to nobody.
     """
@@ -191,9 +210,9 @@ def paste(frame: np.ndarray, ids: np.ndarray, patch: Patch, instance_id: int) ->
     local = (slice(py0, py0 + fy1 - fy0), slice(px0, px0 + fx1 - fx0))
     alpha = patch.alpha[local]
     frame[region][alpha] = patch.rgb[local][alpha]
-    ids[region][alpha] = instance_id
+    ids[region][patch.footprint[local]] = instance_id
 
 
 def silhouette_area(patch: Patch | None) -> int:
-    """The object's full (unoccluded, unclipped) area in pixels."""
-    return 0 if patch is None else int(patch.alpha.sum())
+    """The object's full (unoccluded, unclipped) annotated area in pixels."""
+    return 0 if patch is None else int(patch.footprint.sum())

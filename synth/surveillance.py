@@ -273,7 +273,7 @@ class SurveillanceScene:
                 if item.lane < 0:  # parked: the camera is static, so is its picture
                     self._parked_patches[item.track_id] = patches
             for track_id, category, patch in patches:
-                objects.append((track_id, category, float(patch.alpha.sum())))
+                objects.append((track_id, category, float(patch.footprint.sum())))
                 paste(rgb, ids, patch, len(objects))
         return self._mount(RenderedFrame(rgb=rgb, ids=ids, objects=objects))
 
@@ -311,7 +311,7 @@ class SurveillanceScene:
         for track_id, category, parts in self._actor_parts(actor, sideness, facing, scale, top_view):
             patch = rasterize(
                 parts, affine, textures=self.textures, texture_offset=(track_id * 37, track_id * 91),
-                texture_amplitude=0.14 if category == PERSON else 0.07, vertical_shade=0.2,
+                texture_amplitude=0.14 if category == PERSON else 0.07, vertical_shade=0.2, filled=True,
             )  # fmt: skip
             if patch is not None:
                 out.append((track_id, category, patch))

@@ -53,7 +53,7 @@ ALLOWED = {
     "maskrcnn": {"pipeline", "kernels"},
     "stages": {"pipeline", "sinks", "tracking", "maskrcnn", "kernels", "analytics"},
     "synth": {"pipeline", "analytics"},
-    "training": {"pipeline", "maskrcnn", "kernels", "synth"},
+    "training": {"pipeline", "maskrcnn", "kernels", "synth", "stages"},  # eval scores the model as run runs it
     "evaluation": {"pipeline", "tracking", "synth", "maskrcnn", "stages"},
     "web": {"pipeline", "sinks"},
     "analytics": {"pipeline"},

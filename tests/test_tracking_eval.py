@@ -127,3 +127,13 @@ def test_eval_tracking_cli_rejects_bad_arguments_in_one_line(capsys):
     assert main(["eval-tracking", "--frames", "1", "--no-boxmot"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "maskstream eval-tracking: error: --frames must be at least 2, got 1"
+
+
+def test_eval_tracking_model_options_are_checked_like_run_in_one_line(capsys, tmp_path):
+    from pipeline.cli import main
+
+    argv = ["eval-tracking", "--out", str(tmp_path), "--no-boxmot", "--set", "model.tiling.overlap=1.5"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model.tiling" in err and "overlap" in err and "\n" not in err
+    assert not any(tmp_path.iterdir())  # refused before rendering or running anything

@@ -187,3 +187,33 @@ def test_train_size_option_names_the_bad_value(sizes, tiny_dataset, tmp_path, ca
         cli_main([*argv, "--size", sizes])
     assert exit_info.value.code == 2
     assert f"--size {sizes!r}" in capsys.readouterr().err
+
+
+def test_eval_scores_the_model_with_the_run_configs_model_options(tmp_path, capsys):
+    """`eval --config` runs the model as `run CONFIG` would: thresholds, detection cap and tiling from the file."""
+    from synth import render_clip
+
+    clip = render_clip(tmp_path / "clip", mode="drone", seed=5, frames=3, size=(320, 180))
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "sources: [{url: clip.mp4}]\n"
+        "model: {device: cpu, score_threshold: 0.3, max_detections: 4, tiling: {grid: [2, 2], overlap: 0.25}}\n"
+    )
+    results = tmp_path / "results.json"
+    assert cli_main(["eval", "--data", str(clip), "--config", str(config), "--out", str(results), "--json"]) == 0
+    found = json.loads(results.read_text())
+    assert found and min(r["score"] for r in found) >= 0.3
+    per_image = {}
+    for r in found:
+        per_image[r["image_id"]] = per_image.get(r["image_id"], 0) + 1
+    assert max(per_image.values()) <= 4
+    assert "segm_AP" in json.loads(capsys.readouterr().out)["overall"]
+
+    argv = ["eval", "--data", str(clip), "--config", str(config), "--out", str(results)]
+    assert cli_main([*argv, "--set", "model.score_threshold=0.6"]) == 0
+    assert all(r["score"] >= 0.6 for r in json.loads(results.read_text()))
+
+    capsys.readouterr()
+    assert cli_main([*argv, "--set", "model.tiling.overlap=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model.tiling.overlap" in err and "\n" not in err

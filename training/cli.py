@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 
-from maskrcnn import list_architectures, load_model
+from maskrcnn import list_architectures
+from pipeline.config import ModelConfig, load_model_config
+from stages.inference import load_detector
 from training.evaluate import evaluate, format_table, load_results, predict
 from training.train import TrainConfig, train
 
@@ -47,11 +49,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     eval_parser = subparsers.add_parser("eval", help="COCO bbox and mask AP of a model or of a results file")
     eval_parser.add_argument("--data", type=Path, required=True, help="synth clip dir or COCO dataset dir")
-    eval_parser.add_argument("--weights", type=Path, help="weights (default: the bundled model)")
-    eval_parser.add_argument("--arch", help="architecture, for weights without metadata (.pth)")
+    eval_parser.add_argument(
+        "--config", type=Path, help="score the model as `maskstream run CONFIG` runs it (its `model` section)"
+    )
+    eval_parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a model option as `run --set` does, e.g. --set model.tiling.grid=[3,3]",
+    )
+    eval_parser.add_argument("--weights", type=Path, help="weights (default: the bundled model); sets model.weights")
+    eval_parser.add_argument("--arch", help="architecture, for weights without metadata (.pth); sets model.arch")
     eval_parser.add_argument("--predictions", type=Path, help="score this COCO results JSON instead of running a model")
     eval_parser.add_argument("--out", type=Path, help="write the model's COCO results JSON here")
-    eval_parser.add_argument("--device", default="cpu")
+    eval_parser.add_argument("--device", help="auto, cpu, cuda or cuda:N; sets model.device (default: the config's)")
     eval_parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     eval_parser.set_defaults(func=_eval)
 
@@ -93,7 +105,8 @@ def _train(args: argparse.Namespace) -> int:
     weights = train(cfg)
     print(f"wrote {weights}")
     if args.val:
-        result = evaluate(args.val, predict(load_model(weights), args.val))
+        val_cfg = ModelConfig(weights=str(weights), device=args.device)
+        result = evaluate(args.val, predict(load_detector(val_cfg), args.val, val_cfg.mask_threshold))
         print(format_table(result))
     return 0
 
@@ -102,10 +115,20 @@ def _eval(args: argparse.Namespace) -> int:
     if args.predictions:
         results = load_results(args.predictions)
     else:
-        loaded = load_model(args.weights, arch=args.arch, device=args.device)
-        results = predict(loaded, args.data)
+        model_cfg = eval_model_config(args)
+        results = predict(load_detector(model_cfg), args.data, model_cfg.mask_threshold)
         if args.out:
             args.out.write_text(json.dumps(results))
     result = evaluate(args.data, results)
     print(json.dumps(result.as_dict(), indent=2) if args.json else format_table(result))
     return 0
+
+
+def eval_model_config(args: argparse.Namespace) -> ModelConfig:
+    """The `model` section `maskstream run` would use: config file (or defaults), `--set`, then the shortcuts."""
+    overrides = list(args.set)
+    shortcuts = {"model.weights": args.weights, "model.arch": args.arch, "model.device": args.device}
+    for key, value in shortcuts.items():
+        if value is not None:
+            overrides.append(f"{key}='{str(value).replace(chr(39), chr(39) * 2)}'")
+    return load_model_config(args.config, overrides=overrides)

@@ -11,13 +11,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
-from maskrcnn import LoadedModel
 from pipeline.errors import DatasetError
+from pipeline.items import Frame
+from stages.inference import Detector
+from stages.masks import frame_detections
 from training.dataset import CocoFile, InstanceDataset, iter_clip_frames, read_coco
 
 AREA_RANGES = ("small", "medium", "large")
@@ -33,45 +34,42 @@ class EvalResult:
         return {"images": self.images, "overall": self.overall, "per_class": self.per_class}
 
 
-def predict(loaded: LoadedModel, data: str | Path, score_threshold: float = 0.05) -> list[dict[str, Any]]:
-    """Run the model over a dataset; COCO results (category ids of the dataset, RLE masks)."""
+def predict(detector: Detector, data: str | Path, mask_threshold: float = 0.5) -> list[dict[str, Any]]:
+    """Run the model over a dataset as `maskstream run` runs it; COCO results (the dataset's category ids, RLE masks).
+
+    The detector carries the run's model options (score threshold, detection cap, class filter, tiling), and masks
+    are pasted by the pipeline's own paste at `mask_threshold`, so the scores are what a user of `run` gets.
+    """
     coco = read_coco(data)
     names = coco.category_names
-    to_category = {loaded.class_names.index(name): cat for cat, name in names.items() if name in loaded.class_names}
+    class_names = detector.class_names
+    to_category = {class_names.index(name): cat for cat, name in names.items() if name in class_names}
     results: list[dict[str, Any]] = []
-    model, device = loaded.model, loaded.device
     frames = iter_clip_frames(coco.video) if coco.video is not None else None
-    dataset = InstanceDataset(data, loaded.class_names) if frames is None else None
+    dataset = InstanceDataset(data, class_names) if frames is None else None
     images = sorted(coco.images, key=lambda im: im.get("frame_index", 0)) if frames is not None else coco.images
     clip_frames: dict[int, np.ndarray] = {}
     if frames is not None:  # decode once, in order
         clip_frames = dict(enumerate(frames))
-    with torch.inference_mode():
-        for position, image in enumerate(tqdm(images, desc="eval", unit="img", leave=False)):
-            rgb = clip_frames[image["frame_index"]] if frames is not None else dataset.image(position)
-            tensor = (
-                torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255).to(device)
+    for position, image in enumerate(tqdm(images, desc="eval", unit="img", leave=False)):
+        rgb = clip_frames[image["frame_index"]] if frames is not None else dataset.image(position)
+        frame = Frame("eval", position, None, 0.0, np.require(rgb, np.uint8, ["C", "W"]))
+        tensor = torch.from_numpy(frame.image).permute(2, 0, 1).to(detector.device)  # uint8: the detector converts
+        (raw,) = detector.detect([tensor])
+        dets = frame_detections(frame, raw, mask_threshold)  # the pipeline's own masks and RLEs
+        for box, score, label, rle in zip(dets.boxes, dets.scores, dets.labels, dets.rles, strict=True):
+            if int(label) not in to_category:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in box)
+            results.append(
+                {
+                    "image_id": image["id"],
+                    "category_id": to_category[int(label)],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(score),
+                    "segmentation": rle,
+                }
             )
-            output = model([tensor])[0]
-            keep = output["scores"] >= score_threshold
-            boxes = output["boxes"][keep].cpu().numpy()
-            scores = output["scores"][keep].cpu().numpy()
-            labels = output["labels"][keep].cpu().numpy()
-            masks = (output["masks"][keep, 0] >= 0.5).cpu().numpy()
-            rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8))) if len(masks) else []
-            for box, score, label, rle in zip(boxes, scores, labels, rles, strict=True):
-                if int(label) not in to_category:
-                    continue
-                x1, y1, x2, y2 = (float(v) for v in box)
-                results.append(
-                    {
-                        "image_id": image["id"],
-                        "category_id": to_category[int(label)],
-                        "bbox": [x1, y1, x2 - x1, y2 - y1],
-                        "score": float(score),
-                        "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
-                    }
-                )
     return results
 
 

@@ -23,6 +23,7 @@ from pipeline.config.loader import (
     build_config,
     interpolate_env,
     load_config,
+    load_model_config,
     load_yaml,
     sources_from_cli,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "build_config",
     "interpolate_env",
     "load_config",
+    "load_model_config",
     "load_yaml",
     "sources_from_cli",
 ]

@@ -6,12 +6,12 @@ Ignored without `--ray`. The Ray address comes from the command line and the Ray
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from pipeline.config.base import StrictModel
 
 
-class ClusterConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ClusterConfig(StrictModel):
     job_id: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",

@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline.config.model import ModelConfig
 from pipeline.config.root import PipelineConfig
 from pipeline.errors import ConfigError, config_error
 from pipeline.redact import redact_text
@@ -229,6 +230,31 @@ def load_config(
     return build_config(
         tree, origin=str(path) if path is not None else None, overrides=overrides, sources=sources, env=env
     )
+
+
+class _ModelSection(BaseModel):
+    """Just the `model` section of a config (other sections are left unread)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+
+
+def load_model_config(
+    path: str | Path | None, *, overrides: list[str] | None = None, env: typing.Mapping[str, str] | None = None
+) -> ModelConfig:
+    """The `model` section as `load_config` would load it (file, `--set`, `${ENV}`), without needing sources.
+
+    `maskstream eval` scores the model with the options `maskstream run CONFIG` would give it.
+    """
+    tree = load_yaml(path) if path is not None else {}
+    for assignment in overrides or []:
+        apply_override(tree, interpolate_env(assignment, env, "--set"))
+    section = {"model": interpolate_env(copy.deepcopy(tree.get("model") or {}), env, "model")}
+    try:
+        return _ModelSection.model_validate(section).model
+    except ValidationError as exc:
+        raise validation_error(exc, str(path) if path is not None else None) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,12 +1,59 @@
-"""Config of the model: architecture, weights, device, thresholds."""
+"""Config of the model: architecture, weights, device, thresholds, sliced inference (tiling)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import StrictModel
+
+
+class TilingConfig(StrictModel):
+    """Sliced inference (as SAHI): overlapping tiles and the whole frame in one model batch, merged per object."""
+
+    tile_size: tuple[int, int] | None = Field(
+        None,
+        description="Tile width and height in frame pixels, e.g. [640, 360]; each tile runs at the model's input "
+        "size. A tile larger than the frame shrinks to the frame (one tile = the frame, run once, as untiled).",
+    )
+    grid: tuple[int, int] | None = Field(
+        None, description="Columns and rows of tiles covering the frame (tile size follows from it and `overlap`)."
+    )
+    overlap: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Fraction of a tile shared with its neighbour (SAHI's default 0.2)."
+    )
+    full_frame: bool = Field(
+        True, description="Also run the whole frame, resized to the model's input, for large objects."
+    )
+    drop_cut: bool = Field(
+        True,
+        description="Drop a tile's detections that touch one of its inner edges (objects the tile cuts; a "
+        "neighbouring tile or the whole frame sees them whole) before merging; only with full_frame. false = "
+        "merge the cut pieces as SAHI does.",
+    )
+    match_threshold: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="Two detections of one class are one object when their boxes' intersection over the smaller "
+        "box reaches this (greedy non-maximum merging, as SAHI's GREEDYNMM with IOS).",
+    )
+
+    @field_validator("tile_size", "grid")
+    @classmethod
+    def _positive(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and min(value) < 1:
+            raise ValueError(f"both numbers must be at least 1 (got {list(value)})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> TilingConfig:
+        if (self.tile_size is None) == (self.grid is None):
+            raise ValueError("give exactly one of tile_size ([width, height] px) and grid ([columns, rows])")
+        if self.tile_size is not None and min(self.tile_size) < 32:
+            raise ValueError(f"tile_size: tiles must be at least 32 px a side (got {list(self.tile_size)})")
+        return self
 
 
 class ModelConfig(StrictModel):
@@ -68,6 +115,9 @@ class ModelConfig(StrictModel):
     )
     max_size: int | None = Field(
         None, ge=64, description="Model input: cap on the longer side after resizing, px; null = the architecture's."
+    )
+    tiling: TilingConfig | None = Field(
+        None, description="Sliced inference for small objects (see TilingConfig); null = whole frames only."
     )
     threads: int | None = Field(
         None, ge=1, description="CPU threads for the model (torch intra-op); null = torch's default (one per core)."
