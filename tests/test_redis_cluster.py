@@ -136,9 +136,8 @@ def test_consumer_group_and_tail_read_every_source_across_the_masters(redis_clus
     assert sorted(got) == sorted((s, f"e{n}") for s in SOURCES for n in (0, 1))
 
     out = io.StringIO()
-    args = build_parser().parse_args(
-        ["tail", "--redis", redis_cluster.url, "--cluster", "--from-start", "--json", "-n", str(2 * len(SOURCES))]
-    )
+    argv = ["tail", "--redis", redis_cluster.url, "--cluster", "--from-start", "--json", "-n", str(2 * len(SOURCES))]
+    args = build_parser(argv).parse_args(argv)
     assert tail(args, out) == 0
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 * len(SOURCES) and {json.loads(line)["source_id"] for line in lines} == set(SOURCES)
