@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ class GraphContext:
     event_sinks: list[EventSink]
     frame_sinks: list[FrameSink]
     stats: RunStats
+    model_ready: threading.Event | None = None  # set once the model can take frames (after its warm-up)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ STAGE_GRAPH: tuple[StageSpec, ...] = (
             warmup_size=ctx.cfg.model.warmup_size,
             cudnn_benchmark=wants_cudnn_benchmark(ctx.cfg.model, ctx.detector.device, ctx.cfg.sources),
             stats=ctx.stats,
+            ready=ctx.model_ready,
         ),
     ),
     StageSpec("masks", 2, lambda ctx: MasksStage(ctx.cfg.model.mask_threshold)),

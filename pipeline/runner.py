@@ -162,9 +162,9 @@ class Pipeline:
         return self._aborted.is_set()
 
     def ready(self) -> tuple[bool, str]:
-        """(ready, why): the model is loaded and every event sink that can be down is connected."""
+        """(ready, why): the model is loaded and warmed up, and every event sink that can be down is connected."""
         if not self.model_ready.is_set():
-            return False, "model not loaded"
+            return False, "model loading or warming up"
         for sink in self.event_sinks:
             if not sink.connected():
                 return False, f"{type(sink).__name__} not connected"
@@ -192,7 +192,6 @@ class Pipeline:
                 for sink in self.event_sinks:
                     sink.close(1.0)
                 raise
-        self.model_ready.set()
         if self.detector.info:  # a detector built by the model factory (tests may inject bare ones)
             self.stats.model = model_label(self.detector.info)
             log.info("model: %s on %s", self.stats.model, self.detector.device)
@@ -264,7 +263,13 @@ class Pipeline:
     def _start_stages(self, builder: EventBuilder, frame_sinks: list[FrameSink]) -> None:
         assert self.detector is not None
         ctx = GraphContext(
-            self.cfg, self.detector, builder, self.event_sinks + self._event_taps, frame_sinks, self.stats
+            self.cfg,
+            self.detector,
+            builder,
+            self.event_sinks + self._event_taps,
+            frame_sinks,
+            self.stats,
+            self.model_ready,  # set by the inference stage once the model is warm (or needs no warm-up)
         )
         active = [spec for spec in STAGE_GRAPH if spec.enabled(self.cfg)]
         try:

@@ -16,6 +16,7 @@ merged across its windows, still as raw detections, so the masks stage pastes ea
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -257,8 +258,10 @@ class InferenceStage(Stage):
         warmup_size: tuple[int, int] = (720, 1280),
         cudnn_benchmark: bool = False,
         stats: RunStats | None = None,
+        ready: threading.Event | None = None,
     ) -> None:
         self.detector = detector
+        self.ready = ready  # set when the first real batch can run: /readyz waits for the warm-up
         self.warmup_batch = warmup_batch  # 0 = no warm-up
         self.warmup_size = warmup_size
         self.cudnn_benchmark = cudnn_benchmark
@@ -281,6 +284,8 @@ class InferenceStage(Stage):
             )
             seconds = self.detector.warm_up(self.warmup_batch, self.warmup_size)
             log.info("warm-up done in %.2f s", seconds)
+        if self.ready is not None:
+            self.ready.set()
 
     def process(self, item: Batch) -> Iterable[InferenceBatch]:
         started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,24 @@ def test_bf16_on_the_cpu_finds_what_fp32_finds_with_the_bundled_model() -> None:
     assert bool((best[confident] >= 0.5).all()), best
     assert best[confident].median() >= 0.85, best
     assert bf16.mask_probs.shape[1:] == fp32.mask_probs.shape[1:]
+
+
+def test_the_stage_says_ready_only_once_its_warm_up_is_done() -> None:
+    # /readyz follows this event: an orchestrator must not route frames to a model still compiling/tuning
+    detector = tiny_detector()
+    ready = threading.Event()
+    ready_during_warm_up: list[bool] = []
+    detect = detector.detect
+
+    def spy(images: list[torch.Tensor]) -> list:
+        ready_during_warm_up.append(ready.is_set())
+        return detect(images)
+
+    detector.detect = spy  # type: ignore[method-assign]
+    stage = InferenceStage(detector, warmup_batch=1, warmup_size=(64, 96), ready=ready)
+    assert not ready.is_set()
+    stage.start()
+    assert ready_during_warm_up == [False] and ready.is_set()
+    no_warm_up = threading.Event()
+    InferenceStage(tiny_detector(), warmup_batch=0, ready=no_warm_up).start()
+    assert no_warm_up.is_set()
