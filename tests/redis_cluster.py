@@ -53,8 +53,12 @@ class RedisClusterServers:
             check=True, capture_output=True, timeout=timeout,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
+        replicas = self.masters * self.replicas
         while time.monotonic() < deadline:
-            if all(self._info(s).get("cluster_state") == "ok" for s in self.servers):
+            # state ok everywhere, and every node already sees every replica (gossip lags `cluster create`)
+            if all(self._info(s).get("cluster_state") == "ok" for s in self.servers) and all(
+                sum("slave" in line.split()[2] for line in self._nodes(s)) == replicas for s in self.servers
+            ):
                 return self
             time.sleep(0.2)
         raise RuntimeError("the Redis Cluster did not become ok in time")
